@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - the main job (bootstraps first)
+#   make test   - the whole test suite (bootstraps first)
+SHELL := /bin/bash
+PYTHON ?= python3
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+PIPENV := $(PYTHON) -m pipenv
+VENV := .venv
+CHECKOV := .tools/checkov/bin/checkov
+
+.PHONY: bootstrap demo test detect lint snapshot plan bench clean
+
+bootstrap: $(VENV)/.synced $(CHECKOV)
+
+$(VENV)/.synced: Pipfile.lock
+	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
+	$(PIPENV) sync --dev
+	@touch $@
+
+# checkov lives in its own venv: its pins (boto3, networkx, ...) would fight the app's.
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet "checkov==3.3.30"
+
+demo: bootstrap
+	$(PIPENV) run python -m handlers.detect_cli dataset
+
+detect: bootstrap
+	$(PIPENV) run python -m handlers.detect_cli $(ARGS)
+
+test: bootstrap
+	$(PIPENV) run ruff check .
+	$(PIPENV) run pytest -q
+
+lint: bootstrap
+	$(PIPENV) run ruff check .
+	$(PIPENV) run ruff format --check .
+
+clean:
+	rm -rf cdktf.out .pytest_cache .hypothesis build

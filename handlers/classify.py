@@ -1,0 +1,62 @@
+"""The entry point of detection: one CloudTrail record (or EventBridge event) in, findings out.
+
+Pure: no AWS calls. Never raises on malformed input; a record it cannot read
+yields an ``undetermined`` finding when it is one of the watched calls, so an
+exposure is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from handlers.finding import Finding
+from handlers.records import Record, as_text
+from handlers.rules import REGISTRY, WATCHED_EVENT_NAMES
+from handlers.rules.base import make_finding
+
+EVENTBRIDGE_DETAIL_TYPE = "AWS API Call via CloudTrail"
+
+log = logging.getLogger(__name__)
+
+
+def unwrap(event: Any) -> Record | None:
+    """The CloudTrail record in ``event``: the event itself, or an EventBridge envelope's detail."""
+    if not isinstance(event, dict):
+        return None
+    if "detail" in event and "detail-type" in event:
+        detail = event.get("detail")
+        return detail if isinstance(detail, dict) else None
+    return event
+
+
+def is_watched(record: Record) -> bool:
+    """Cheap test: is this one of the calls any rule reads?"""
+    return record.get("eventName") in WATCHED_EVENT_NAMES
+
+
+def classify(event: Any) -> list[Finding]:
+    """All findings for one record; empty when the call exposes nothing."""
+    record = unwrap(event)
+    if record is None:
+        return []
+    source = as_text(record.get("eventSource")) or ""
+    name = as_text(record.get("eventName")) or ""
+    rule = REGISTRY.get((source, name))
+    if rule is None:
+        return []
+    try:
+        return rule(record)
+    except Exception as exc:  # a rule bug or a shape nobody foresaw must not lose the event
+        log.exception("rule for %s failed on event %s", name, record.get("eventID"))
+        return [
+            make_finding(
+                record,
+                verdict="undetermined",
+                kind="unknown",
+                route="public-body",
+                variant="unknown",
+                reasons=[f"the {name} record could not be analysed ({type(exc).__name__}: {exc})"],
+                bucket=None,
+            )
+        ]

@@ -1,0 +1,61 @@
+"""The shape of one detection: what a CloudTrail record did to a bucket's exposure.
+
+A finding is a plain dict (a ``TypedDict``) so it serialises to one JSON line
+without conversion and the Lambda, the ``detect`` command and the tests share it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+# What the call did, if it succeeded.
+#   public       - it made the bucket, its objects or an access point publicly accessible
+#   weakening    - it removed a guard (Block Public Access, ACLs disabled) so that a
+#                  public policy or ACL already there, or set later, takes effect
+#   attempt      - it would have been public or weakening, but the call failed
+#   undetermined - it may expose, but the record does not say enough to decide
+#   tamper       - it blinded or weakened the audit trail the detector relies on
+Verdict = Literal["public", "weakening", "attempt", "undetermined", "tamper"]
+
+# Which deployed EventBridge rule is expected to route the record (issue: infrastructure).
+#   public-body   - console / XML-body variant: ACL bodies and policy documents
+#   public-header - CLI / header variant: canned x-amz-acl and x-amz-grant-* headers
+#   guard-removal - Block Public Access and ownership-control changes
+#   trail-tamper  - CloudTrail being stopped, deleted or narrowed
+Route = Literal["public-body", "public-header", "guard-removal", "trail-tamper"]
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+
+SEVERITY_ORDER: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+class Finding(TypedDict):
+    eventID: str | None
+    eventName: str
+    eventTime: str | None
+    account: str | None
+    region: str | None
+    bucket: str | None
+    key: str | None
+    accessPoint: str | None
+    public: bool
+    verdict: Verdict
+    kind: str  # policy | acl | block-public-access | ownership | access-point-policy | trail
+    scope: str  # object | bucket | access-point | account | trail
+    access: list[str]  # read | write | acl-read | acl-write | policy-write | all
+    principals: list[str]  # who got in: "*", AllUsers, AuthenticatedUsers, ...
+    variant: str  # request form: body | header
+    route: Route
+    client: str  # console | cli | sdk | terraform | aws-service | unknown
+    actor: str | None
+    sourceIPAddress: str | None
+    userAgent: str | None
+    severity: Severity
+    reasons: list[str]
+    error: str | None
+    errorMessage: str | None
+
+
+def max_severity(*levels: str) -> Severity:
+    """The most severe of the given levels."""
+    return max(levels, key=lambda level: SEVERITY_ORDER.get(level, 0))  # type: ignore[return-value]

@@ -1,0 +1,41 @@
+"""Public ACLs: PutBucketAcl, PutObjectAcl, and CreateBucket/PutObject/CopyObject with an ACL.
+
+The same grant can arrive as an XML body (the console's form) or as headers (the
+CLI's and SDKs' form); the finding names the form, which decides the EventBridge
+rule variant that routes it.
+"""
+
+from __future__ import annotations
+
+from handlers.acl import analyse_acl_request
+from handlers.finding import Finding
+from handlers.records import Record, as_text, request_parameters
+from handlers.rules.base import make_finding
+
+EVENT_SOURCE = "s3.amazonaws.com"
+EVENT_NAMES = ("PutBucketAcl", "PutObjectAcl", "CreateBucket", "PutObject", "CopyObject")
+OBJECT_LEVEL = frozenset({"PutObjectAcl", "PutObject", "CopyObject"})
+
+
+def classify(record: Record) -> list[Finding]:
+    """One public finding per request form that carried a public grant."""
+    verdict = analyse_acl_request(request_parameters(record))
+    if not verdict.public:
+        return []
+    event_name = as_text(record.get("eventName")) or ""
+    scope = "object" if event_name in OBJECT_LEVEL else "bucket"
+    # Body wins when both forms appear: the body is what the console sends.
+    variant = "body" if "body" in verdict.forms else "header"
+    return [
+        make_finding(
+            record,
+            verdict="public",
+            kind="acl",
+            route="public-body" if variant == "body" else "public-header",
+            variant=variant,
+            scope=scope,
+            reasons=verdict.reasons,
+            access=sorted(verdict.access),
+            principals=sorted(verdict.principals),
+        )
+    ]

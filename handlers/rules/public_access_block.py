@@ -1,0 +1,68 @@
+"""Block Public Access switched off or removed, for a bucket or the whole account.
+
+Turning BPA off changes no policy or ACL, so it re-exposes whatever public policy or
+ACL is already there: a weakening, not by itself a public finding. An all-true put
+(our own remediation emits one) is not a finding at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.finding import Finding
+from handlers.records import Record, as_text, deep_get, get_ci, request_parameters
+from handlers.rules.base import make_finding
+
+EVENT_SOURCE = "s3.amazonaws.com"
+EVENT_NAMES = (
+    "PutBucketPublicAccessBlock",
+    "DeleteBucketPublicAccessBlock",
+    "PutAccountPublicAccessBlock",
+    "DeleteAccountPublicAccessBlock",
+)
+BPA_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def flag_is_on(value: Any) -> bool:
+    """A BPA flag as recorded: JSON boolean, or "true"/["true"] in older shapes. Omitted is off."""
+    text = as_text(value)
+    if isinstance(value, bool):
+        return value
+    return text is not None and text.strip().lower() == "true"
+
+
+def flags_off(config: Any) -> list[str]:
+    """The BPA flags a configuration leaves off (omitted flags are off)."""
+    return [flag for flag in BPA_FLAGS if not flag_is_on(get_ci(config, flag))]
+
+
+def classify(record: Record) -> list[Finding]:
+    """A weakening finding for any flag left off, or for a deletion."""
+    event_name = as_text(record.get("eventName")) or ""
+    account_level = "Account" in event_name
+    scope = "account" if account_level else "bucket"
+    where = "the account" if account_level else "the bucket"
+    if event_name.startswith("Delete"):
+        off = list(BPA_FLAGS)
+        reasons = [f"Block Public Access configuration deleted for {where}: all four flags are now off"]
+    else:
+        params = request_parameters(record)
+        config = get_ci(params, "PublicAccessBlockConfiguration")
+        if config is None:
+            config = deep_get(params, "PutPublicAccessBlockRequest", "PublicAccessBlockConfiguration")
+        off = flags_off(config)
+        if not off:
+            return []
+        reasons = [f"Block Public Access for {where} leaves {', '.join(off)} off"]
+    return [
+        make_finding(
+            record,
+            verdict="weakening",
+            kind="block-public-access",
+            route="guard-removal",
+            variant="body",
+            scope=scope,
+            reasons=reasons,
+            bucket=None if account_level else ...,
+        )
+    ]
