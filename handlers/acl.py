@@ -93,8 +93,12 @@ def _body_grants(params: dict[str, Any], verdict: AclVerdict) -> None:
     if acl is None:
         return
     verdict.present_forms.add("body")
-    grants = as_list(acl.get("Grant")) if isinstance(acl, dict) else []
-    for grant in grants:
+    add_public_grants(acl.get("Grant") if isinstance(acl, dict) else None, verdict, "ACL body")
+
+
+def add_public_grants(grants: Any, verdict: AclVerdict, where: str) -> None:
+    """Record every grant (one object or a list) to AllUsers/AuthenticatedUsers as a body-form grant."""
+    for grant in as_list(grants):
         if not isinstance(grant, dict):
             continue
         grantee = grant.get("Grantee")
@@ -104,7 +108,7 @@ def _body_grants(params: dict[str, Any], verdict: AclVerdict) -> None:
             continue
         permission = (as_text(grant.get("Permission")) or "").upper()
         access = PERMISSION_ACCESS.get(permission, ("read", "write", "acl-read", "acl-write"))
-        verdict.add("body", group, access, f"ACL body grants {permission or 'unknown permission'} to {group}")
+        verdict.add("body", group, access, f"{where} grants {permission or 'unknown permission'} to {group}")
 
 
 def _canned_acl(params: dict[str, Any], verdict: AclVerdict) -> None:

@@ -32,7 +32,7 @@ def unwrap(event: Any) -> Record | None:
 
 def is_watched(record: Record) -> bool:
     """Cheap test: is this one of the calls any rule reads?"""
-    return record.get("eventName") in WATCHED_EVENT_NAMES
+    return as_text(record.get("eventName")) in WATCHED_EVENT_NAMES
 
 
 def classify(event: Any) -> list[Finding]:

@@ -14,17 +14,21 @@ from handlers.records import Record
 from handlers.rules import (
     access_point_policy,
     acl_grants,
+    bucket_logging,
     bucket_policy,
     ownership_controls,
     public_access_block,
+    trail_tamper,
 )
 
 RULE_MODULES: tuple[ModuleType, ...] = (
     bucket_policy,
     acl_grants,
+    bucket_logging,
     public_access_block,
     ownership_controls,
     access_point_policy,
+    trail_tamper,
 )
 
 Classifier = Callable[[Record], list[Finding]]

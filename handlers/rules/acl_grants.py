@@ -15,15 +15,31 @@ from handlers.rules.base import make_finding
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutBucketAcl", "PutObjectAcl", "CreateBucket", "PutObject", "CopyObject")
 OBJECT_LEVEL = frozenset({"PutObjectAcl", "PutObject", "CopyObject"})
+# These calls always carry an ACL (body or headers); the others carry one only optionally.
+ACL_REQUIRED = frozenset({"PutBucketAcl", "PutObjectAcl"})
 
 
 def classify(record: Record) -> list[Finding]:
     """One public finding per request form that carried a public grant."""
     verdict = analyse_acl_request(request_parameters(record))
-    if not verdict.public:
-        return []
     event_name = as_text(record.get("eventName")) or ""
     scope = "object" if event_name in OBJECT_LEVEL else "bucket"
+    if not verdict.present_forms and event_name in ACL_REQUIRED:
+        # The ACL went missing from the record (null or damaged parameters): say so.
+        reason = f"the {event_name} record carries no ACL in any request form; cannot tell if it is public"
+        return [
+            make_finding(
+                record,
+                verdict="undetermined",
+                kind="acl",
+                route="public-body",
+                variant="unknown",
+                scope=scope,
+                reasons=[reason],
+            )
+        ]
+    if not verdict.public:
+        return []
     # Body wins when both forms appear: the body is what the console sends.
     variant = "body" if "body" in verdict.forms else "header"
     return [

@@ -25,6 +25,18 @@ def classify(record: Record) -> list[Finding]:
         settings = [
             as_text(deep_get(rule, "ObjectOwnership")) or "" for rule in as_list(get_ci(controls, "Rule"))
         ]
+        if not any(settings):
+            # No ownership setting in the record (null or damaged parameters): it may re-enable ACLs.
+            return [
+                make_finding(
+                    record,
+                    verdict="undetermined",
+                    kind="ownership",
+                    route="guard-removal",
+                    variant="body",
+                    reasons=["the PutBucketOwnershipControls record carries no ObjectOwnership setting"],
+                )
+            ]
         enabling = [s for s in settings if s.lower() in ACL_ENABLING]
         if not enabling:
             return []

@@ -50,6 +50,22 @@ def classify(record: Record) -> list[Finding]:
         config = get_ci(params, "PublicAccessBlockConfiguration")
         if config is None:
             config = deep_get(params, "PutPublicAccessBlockRequest", "PublicAccessBlockConfiguration")
+        if not isinstance(config, dict):
+            # No configuration in the record (null or damaged parameters): the new flags are unknown.
+            return [
+                make_finding(
+                    record,
+                    verdict="undetermined",
+                    kind="block-public-access",
+                    route="guard-removal",
+                    variant="body",
+                    scope=scope,
+                    reasons=[
+                        f"the {event_name} record carries no configuration; cannot tell which flags are off"
+                    ],
+                    bucket=None if account_level else ...,
+                )
+            ]
         off = flags_off(config)
         if not off:
             return []

@@ -1,0 +1,182 @@
+"""Time ``detect`` against ``zcat`` and an equivalent ``jq`` filter on the same CloudTrail archive.
+
+    python -m benchmarks.detect_throughput              # 1M events (archive cached in benchmarks/out/)
+    python -m benchmarks.detect_throughput --events 200000 --repeat 3
+
+Each tool runs as a subprocess over the same gzipped files with its output going to a
+file or /dev/null. The table gives wall seconds (best of ``--repeat``), events/s, CPU
+seconds (user + sys of the process tree) and the ratio of detect's speed to each
+baseline. Goal (issue 2): detect/zcat >= 1.0 and detect/jq >= 4.0. Peak RSS of detect is
+sampled from /proc over its whole process tree (main process plus workers).
+
+Wall times depend on what else the machine runs; the CPU column is steadier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from benchmarks.gen_archive import generate
+from handlers.rules import REGISTRY
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# What a user would write: every record whose (eventSource, eventName) a rule reads.
+JQ_FILTER = (
+    '.Records[] | select((.eventSource + ":" + .eventName) | IN('
+    + ", ".join(f'"{source}:{name}"' for source, name in sorted(REGISTRY))
+    + "))"
+)
+
+NAIVE = """
+import gzip, json, sys
+from handlers.classify import classify
+for path in open(sys.argv[1]).read().splitlines():
+    with gzip.open(path) as f:
+        for record in json.load(f)["Records"]:
+            for finding in classify(record):
+                print(json.dumps(finding))
+"""
+
+
+def _tree_rss_kib(root: int) -> int:
+    """Resident set size of ``root`` and all its descendants, in KiB (0 once it has gone)."""
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as children:
+                    stack.extend(int(child) for child in children.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+class Run:
+    """One timed run of a shell pipeline or command."""
+
+    def __init__(self, args: Sequence[str] | str, stdout_path: str = os.devnull, shell: bool = False) -> None:
+        self.args = args
+        self.stdout_path = stdout_path
+        self.shell = shell
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.peak_rss_kib = 0
+        self.stderr = ""
+        self.returncode = 0
+
+    def __call__(self) -> Run:
+        before = os.times()
+        with open(self.stdout_path, "w") as out:
+            started = time.perf_counter()
+            process = subprocess.Popen(
+                self.args, stdout=out, stderr=subprocess.PIPE, text=True, shell=self.shell, cwd=ROOT
+            )
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    self.peak_rss_kib = max(self.peak_rss_kib, _tree_rss_kib(process.pid))
+                    stop.wait(0.02)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            _, self.stderr = process.communicate()
+            self.wall = time.perf_counter() - started
+            stop.set()
+            sampler.join()
+        after = os.times()
+        self.cpu = (after.children_user - before.children_user) + (
+            after.children_system - before.children_system
+        )
+        self.returncode = process.returncode
+        return self
+
+
+def best_of(repeat: int, make: Run) -> Run:
+    """The fastest of ``repeat`` runs (the least disturbed by the rest of the machine)."""
+    runs = []
+    for _ in range(repeat):
+        fresh = Run(make.args, make.stdout_path, make.shell)
+        runs.append(fresh())
+        if fresh.returncode != 0:
+            sys.exit(f"{fresh.args!r} failed ({fresh.returncode}): {fresh.stderr.strip()[-2000:]}")
+    return min(runs, key=lambda run: run.wall)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the archive (default 1M)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out"))
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest counts")
+    parser.add_argument("--naive", action="store_true", help="also time a naive json.load loop")
+    args = parser.parse_args(argv)
+
+    archive = os.path.join(args.out, f"archive-{args.events}-{args.seed}")
+    print(f"generating or reusing {archive} ...", file=sys.stderr)
+    manifest = generate(archive, args.events, args.seed)
+    files = [os.path.join(archive, path) for path in manifest["files"]]
+    events = manifest["records"]
+    mib = manifest["decompressed_bytes"] / 2**20
+    # The file list goes through xargs: a 1M-event archive's paths overflow one command line.
+    list_path = os.path.join(args.out, f"files-{args.events}-{args.seed}.lst")
+    with open(list_path, "w") as listing:
+        listing.write("\n".join(files))
+    cat = f"xargs -d '\\n' zcat < '{list_path}'"
+    findings_path = os.path.join(args.out, "detect-findings.jsonl")
+
+    tools: list[tuple[str, Run]] = [
+        ("zcat", Run(cat, shell=True)),
+        ("jq", Run(f"{cat} | jq -c '{JQ_FILTER}'", shell=True)),
+    ]
+    if args.naive:
+        tools.append(("python json.load", Run([sys.executable, "-c", NAIVE, list_path])))
+    tools.append(("detect", Run([sys.executable, "-m", "handlers.detect_cli", archive], findings_path)))
+    results = {name: best_of(args.repeat, run) for name, run in tools}
+
+    detect = results["detect"]
+    with open(findings_path) as lines:
+        findings = sum(1 for _ in lines)
+    match = re.search(r"watched (\d+)", detect.stderr)
+    print(
+        f"\narchive: {events:,} events in {len(files)} gzipped files, {mib:,.0f} MiB decompressed, "
+        f"{manifest['watched']} watched events in {manifest['files_with_watched']} files; "
+        f"machine: {os.cpu_count()} cores"
+    )
+    print(f"detect: {findings} findings, watched records seen {match.group(1) if match else '?'}")
+    print(f"\n{'tool':<18}{'wall s':>9}{'events/s':>12}{'CPU s':>9}{'peak RSS MiB':>14}{'detect is':>12}")
+    for name, run in results.items():
+        rate = events / run.wall
+        ratio = run.wall / detect.wall
+        print(
+            f"{name:<18}{run.wall:>9.2f}{rate:>12,.0f}{run.cpu:>9.2f}{run.peak_rss_kib / 1024:>14.0f}"
+            f"{'' if name == 'detect' else f'{ratio:.2f}x':>12}"
+        )
+    zcat_ratio = results["zcat"].wall / detect.wall
+    jq_ratio = results["jq"].wall / detect.wall
+    print(f"\ndetect/zcat {zcat_ratio:.2f}x (goal >= 1.0), detect/jq {jq_ratio:.2f}x (goal >= 4.0)")
+    if manifest["watched"] != int(match.group(1) if match else -1):
+        print(
+            "warning: detect saw a different number of watched records than the archive holds",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

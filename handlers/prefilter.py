@@ -1,0 +1,117 @@
+"""A bytes-level test that decides whether a file can hold a watched event at all.
+
+Almost all of a CloudTrail archive is noise (EC2, KMS, STS, ...), and parsing JSON is
+the slowest step of ``detect``. A regex over the raw bytes of a decompressed file finds
+``"eventName": "<watched name>"`` about ten times faster than ``json.loads`` can parse,
+so only files that can matter are parsed.
+
+The test must never drop a watched event, so a file counts as a candidate when:
+
+* ``"eventName"``, optional JSON whitespace, ``:``, optional whitespace, then a watched
+  name as a complete JSON string, appears anywhere in it (a record, an EventBridge
+  ``detail``, pretty-printed or compact); or ``eventName`` holds a list, which the
+  classifier reads by joining its strings (old list-valued event versions);
+* it holds a ``\\u00XX`` escape in the range that covers every ASCII letter
+  (``\\u0040``-``\\u007f``): JSON may spell ``PutBucketPolicy`` as
+  ``\\u0050utBucketPolicy`` or the key as ``event\\u004eame``, which no literal search
+  sees; such files are rare (AWS writes plain ASCII names) and simply get parsed;
+* it is not UTF-8 (UTF-16/32 JSON), where the bytes differ from the text.
+
+Names and keys are letters only, and JSON allows no other way to spell a letter, so
+these three cover every spelling of a watched ``eventName``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+
+from handlers.rules import WATCHED_EVENT_NAMES
+
+# JSON's insignificant whitespace: exactly these four characters (RFC 8259, section 2).
+_WS = rb"[ \t\r\n]*"
+
+# An escape of a character from '@' to DEL, which includes A-Z and a-z.
+LETTER_ESCAPE = re.compile(rb"\\u00[4-7][0-9a-fA-F]")
+
+# Counted in files that are not parsed: every CloudTrail record carries this key once.
+RECORD_MARKER = b'"eventVersion"'
+
+# Longest stretch a match can span without whitespace, for scanning a file in chunks.
+_KEY = b'"eventName"'
+
+
+def watched_name_pattern(names: Iterable[str]) -> re.Pattern[bytes]:
+    """A regex for ``"eventName" : "<one of names>"`` (or a list value) in raw JSON bytes."""
+    # Longest first so that PutObjectAcl is tried before PutObject (either way is a match).
+    alternatives = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
+    # The pattern starts with a literal, which lets the regex engine skip ahead quickly.
+    return re.compile(_KEY + _WS + b":" + _WS + b'(?:"(?:' + alternatives + b')"|\\[)')
+
+
+WATCHED_NAME = watched_name_pattern(WATCHED_EVENT_NAMES)
+
+# The longest text a match needs when it holds no whitespace: the key, ':', the name, quotes.
+_LONGEST_MATCH = max(len(_KEY) + 1 + max(len(n) for n in WATCHED_EVENT_NAMES) + 2, len(RECORD_MARKER))
+# A chunk that ends after "eventName", whitespace, maybe ':' and the start of a name: a match may
+# continue in the next chunk. Whitespace can be dropped from what is carried over ([ws]* matches none).
+_PENDING = re.compile(_KEY + _WS + b"(?:(:)" + _WS + b'("[A-Za-z]*)?)?\\Z')
+
+
+def is_utf8(head: bytes) -> bool:
+    """True when JSON starting with ``head`` is UTF-8 (with or without a BOM), as json.loads detects."""
+    return json.detect_encoding(head[:4]) in ("utf-8", "utf-8-sig")
+
+
+def may_contain_watched(data: bytes) -> bool:
+    """False only when no record in ``data`` (one whole file) can have a watched ``eventName``."""
+    if not is_utf8(data):
+        return True
+    if WATCHED_NAME.search(data) is not None:
+        return True
+    # Most files hold no backslash at all, and a memchr-speed test rules out every escape.
+    return b"\\" in data and LETTER_ESCAPE.search(data) is not None
+
+
+def count_records(data: bytes) -> int:
+    """Records in an unparsed file, counted as occurrences of the ``"eventVersion"`` key."""
+    return data.count(RECORD_MARKER)
+
+
+class ChunkedPrefilter:
+    """:func:`may_contain_watched` and :func:`count_records` over a file read in chunks.
+
+    Matches may straddle two chunks, so a short tail of each chunk is carried into
+    the next; when a chunk ends between ``"eventName"`` and its value (whatever the
+    amount of whitespace), the pending key is carried instead, with the whitespace
+    collapsed, so the memory held stays bounded.
+    """
+
+    def __init__(self) -> None:
+        self.candidate = False
+        self.records = 0  # complete only while not a candidate: callers stop feeding a candidate
+        self._tail = b""
+        self._first = True
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan the next chunk of the file."""
+        if not chunk or self.candidate:
+            return
+        if self._first:
+            self._first = False
+            if not is_utf8(chunk):
+                self.candidate = True
+                return
+        window = self._tail + chunk
+        # Markers wholly inside the carried tail were counted with the previous chunk.
+        self.records += window.count(RECORD_MARKER) - self._tail.count(RECORD_MARKER)
+        if WATCHED_NAME.search(window) or (b"\\" in window and LETTER_ESCAPE.search(window)):
+            self.candidate = True
+            return
+        self._tail = window[-_LONGEST_MATCH:]
+        key_at = window.rfind(_KEY)
+        if key_at >= 0:
+            pending = _PENDING.match(window, key_at)
+            if pending:
+                self._tail = _KEY + (pending.group(1) or b"") + (pending.group(2) or b"")
