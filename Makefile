@@ -6,11 +6,13 @@ PYTHON ?= python3
 export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_VERBOSITY := -1
 export PIPENV_IGNORE_VIRTUALENVS := 1
+# jsii prints an end-of-life banner for Node 20 on every synth.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: bootstrap demo test detect lint snapshot plan bench clean
+.PHONY: bootstrap demo test detect lint snapshot plan validate synth bench clean
 
 bootstrap: $(VENV)/.synced $(CHECKOV)
 
@@ -37,6 +39,24 @@ test: bootstrap
 lint: bootstrap
 	$(PIPENV) run ruff check .
 	$(PIPENV) run ruff format --check .
+
+snapshot: bootstrap
+	$(PIPENV) run python scripts/update_snapshots.py
+
+# make plan STACK=security-prod [DEMO=--demo]
+plan: bootstrap
+	$(PIPENV) run python scripts/terraform_offline.py plan $(STACK) $(DEMO)
+
+validate: bootstrap
+	$(PIPENV) run python scripts/terraform_offline.py validate
+
+synth: bootstrap
+	$(PIPENV) run python main.py
+
+bench: bootstrap
+	$(PIPENV) run python -m benchmarks.synth_speed
+	$(PIPENV) run python -m benchmarks.detect_throughput
+	$(PIPENV) run python -m benchmarks.handler_cold_start
 
 clean:
 	rm -rf cdktf.out .pytest_cache .hypothesis build

@@ -1,0 +1,236 @@
+"""The EventBridge rules that route CloudTrail records to the response function, as pure data.
+
+One pattern per route (see ``handlers.finding.Route``). The stack deploys exactly these
+patterns and the routing test runs the labelled dataset through them, so this module is
+the single source of truth for "which calls reach the function".
+
+Design choices:
+- Routing is a cheap, fail-open pre-filter; the classifier decides. A pattern may let a
+  harmless call through (a Deny-only ``Principal: "*"`` policy), but it must never drop
+  one the classifier would flag. Where the record may be damaged (null or truncated
+  ``requestParameters``, a policy recorded as a JSON string) the call is routed.
+- Failed calls (``errorCode`` present) are routed too: attempts are reported.
+- Arrays of objects (``Statement[]``, ``Grant[]``) are flattened by EventBridge and
+  fields of one element are not correlated with each other, so every condition that
+  reaches into an array tests one field only.
+- Values differ between event versions (``"x-amz-acl": ["public-read"]`` in 1.05,
+  a string later); EventBridge matches either, since a list matches if any item does.
+- Every pattern stays under EventBridge's default 2,048-character limit (tested).
+
+No AWS or cdktf import: the stack, the tests and the Lambda-side replay all read this.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.finding import Route
+
+DETAIL_TYPE = "AWS API Call via CloudTrail"
+MAX_PATTERN_CHARS = 2048  # EventBridge's default limit on an event pattern
+
+# CloudTrail eventSource -> EventBridge "source" of the event it becomes.
+EVENTBRIDGE_SOURCES: dict[str, str] = {
+    "s3.amazonaws.com": "aws.s3",
+    "cloudtrail.amazonaws.com": "aws.cloudtrail",
+}
+
+# Only AllUsers and AuthenticatedUsers live under groups/global/ (LogDelivery is groups/s3/).
+_PUBLIC_GROUP_URI = {"wildcard": "*/groups/global/*"}
+_PUBLIC_CANNED_ACLS = ["public-read", "public-read-write", "authenticated-read"]
+_GRANT_HEADERS = (
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+)
+_EXISTS = {"exists": True}
+
+# Principals that can make a policy statement public (a superset of handlers.policy's test):
+# "*" or any bare string, {"AWS": "*"}, a non-ARN value, a wildcard account, Federated,
+# "*" for any other principal kind, and NotPrincipal in any form.
+_PUBLIC_STATEMENT_FIELDS: list[dict[str, Any]] = [
+    {"Principal": [_EXISTS]},  # a string ("*") or list principal
+    {
+        "Principal": {
+            "AWS": [
+                {"anything-but": {"prefix": "arn:"}},  # "*", bare account ids, anything odd
+                {"prefix": "arn:aws:iam::*"},
+                {"prefix": "arn:aws:sts::*"},
+                {"prefix": "arn:aws-cn:iam::*"},
+                {"prefix": "arn:aws-us-gov:iam::*"},
+                {"wildcard": "arn:*:*::*?*"},  # '?' in the account field
+            ]
+        }
+    },
+    {"Principal": {"Federated": [_EXISTS]}},
+    {"Principal": {"Service": ["*"]}},
+    {"Principal": {"CanonicalUser": ["*"]}},
+    {"NotPrincipal": [_EXISTS]},
+    {"NotPrincipal": {"AWS": [_EXISTS]}},
+    {"NotPrincipal": {"Service": [_EXISTS]}},
+]
+
+
+def _s3_rule(detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source": ["aws.s3"],
+        "detail-type": [DETAIL_TYPE],
+        "detail": {"eventSource": ["s3.amazonaws.com"], **detail},
+    }
+
+
+# Console / XML-body variant: ACL bodies granting to the public groups, and policy documents.
+PUBLIC_BODY: dict[str, Any] = _s3_rule(
+    {
+        "$or": [
+            {
+                "requestParameters": {
+                    "AccessControlPolicy": {
+                        "AccessControlList": {"Grant": {"Grantee": {"URI": [_PUBLIC_GROUP_URI]}}}
+                    }
+                }
+            },
+            # PutBucketLogging target grants make every access-log object public.
+            {
+                "requestParameters": {
+                    "BucketLoggingStatus": {
+                        "LoggingEnabled": {
+                            "TargetGrants": {"Grant": {"Grantee": {"URI": [_PUBLIC_GROUP_URI]}}}
+                        }
+                    }
+                }
+            },
+            {"requestParameters": {"bucketPolicy": {"Statement": {"$or": _PUBLIC_STATEMENT_FIELDS}}}},
+            # Unreadable policy (a JSON string, missing, null or truncated): let the classifier say so.
+            {
+                "eventName": ["PutBucketPolicy"],
+                "requestParameters": {"bucketPolicy": {"Statement": {"Effect": [{"exists": False}]}}},
+            },
+            # Access point policies arrive as a JSON string, which a pattern cannot look inside.
+            {"eventName": ["PutAccessPointPolicy"]},
+            # A damaged ACL record: nothing to read, so the classifier reports it undetermined.
+            {"eventName": ["PutBucketAcl", "PutObjectAcl"], "requestParameters": [None]},
+        ]
+    }
+)
+
+# CLI / header variant: canned x-amz-acl values and x-amz-grant-* headers naming the public groups,
+# on any call that takes them (PutBucketAcl, PutObjectAcl, CreateBucket, PutObject, CopyObject).
+PUBLIC_HEADER: dict[str, Any] = _s3_rule(
+    {
+        "$or": [
+            {"requestParameters": {"x-amz-acl": _PUBLIC_CANNED_ACLS}},
+            *({"requestParameters": {"accessControlList": {h: [_PUBLIC_GROUP_URI]}}} for h in _GRANT_HEADERS),
+            # Some records carry the grant headers directly in requestParameters.
+            *({"requestParameters": {h: [_PUBLIC_GROUP_URI]}} for h in _GRANT_HEADERS),
+        ]
+    }
+)
+
+_PUT_BPA = ["PutBucketPublicAccessBlock", "PutAccountPublicAccessBlock"]
+_BPA_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+# Guard removal: Block Public Access switched off or deleted (bucket or account), and ownership
+# controls that re-enable ACLs. An all-true put (our own remediation emits one) is not routed.
+GUARD_REMOVAL: dict[str, Any] = _s3_rule(
+    {
+        "$or": [
+            {
+                "eventName": [
+                    "DeleteBucketPublicAccessBlock",
+                    "DeleteAccountPublicAccessBlock",
+                    "DeleteBucketOwnershipControls",
+                ]
+            },
+            # A flag that is false, "false" (old shapes) or omitted (omitted means off).
+            *(
+                {
+                    "eventName": _PUT_BPA,
+                    "requestParameters": {
+                        "PublicAccessBlockConfiguration": {flag: [False, "false", {"exists": False}]}
+                    },
+                }
+                for flag in _BPA_FLAGS
+            ),
+            {
+                "eventName": ["PutBucketOwnershipControls"],
+                "requestParameters": {
+                    "OwnershipControls": {
+                        "Rule": {
+                            "ObjectOwnership": [{"anything-but": "BucketOwnerEnforced"}, {"exists": False}]
+                        }
+                    }
+                },
+            },
+        ]
+    }
+)
+
+# Trail tamper: the trail the detector depends on stopped, deleted or narrowed.
+TRAIL_TAMPER: dict[str, Any] = {
+    "source": ["aws.cloudtrail"],
+    "detail-type": [DETAIL_TYPE],
+    "detail": {
+        "eventSource": ["cloudtrail.amazonaws.com"],
+        "eventName": ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"],
+    },
+}
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One EventBridge rule: its route (also its name suffix), what it is for, and its pattern."""
+
+    route: Route
+    description: str
+    pattern: dict[str, Any]
+
+    def pattern_json(self) -> str:
+        """The pattern as deployed: compact JSON, keys in declaration order."""
+        return pattern_json(self.pattern)
+
+
+RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        "public-body",
+        "S3 ACL bodies and log target grants to the public groups; bucket and access point policies",
+        PUBLIC_BODY,
+    ),
+    RuleSpec(
+        "public-header",
+        "S3 canned x-amz-acl and x-amz-grant-* headers naming the public groups",
+        PUBLIC_HEADER,
+    ),
+    RuleSpec(
+        "guard-removal", "Block Public Access off or deleted, ACL-enabling ownership controls", GUARD_REMOVAL
+    ),
+    RuleSpec("trail-tamper", "CloudTrail stopped, deleted or narrowed", TRAIL_TAMPER),
+)
+RULES_BY_ROUTE: dict[str, RuleSpec] = {rule.route: rule for rule in RULES}
+
+
+def pattern_json(pattern: dict[str, Any]) -> str:
+    """Compact JSON, as EventBridge stores it (the length EventBridge's limit applies to)."""
+    return json.dumps(pattern, separators=(",", ":"))
+
+
+def envelope(record: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    """The EventBridge event that CloudTrail ``record`` becomes on the default bus."""
+    event_source = str(record.get("eventSource") or "")
+    source = EVENTBRIDGE_SOURCES.get(event_source, "aws." + event_source.split(".", 1)[0])
+    return {
+        "version": "0",
+        "id": event_id or str(record.get("eventID") or "00000000-0000-0000-0000-000000000000"),
+        "detail-type": DETAIL_TYPE,
+        "source": source,
+        "account": str(record.get("recipientAccountId") or "000000000000"),
+        "time": str(record.get("eventTime") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "region": str(record.get("awsRegion") or "us-east-1"),
+        "resources": [],
+        "detail": record,
+    }

@@ -1,0 +1,472 @@
+"""The deploy configuration (``detector.toml``): schema, defaults and validation.
+
+One file, versioned in the repo, read with the standard library's ``tomllib``. Every
+setting is declared once in :data:`SCHEMA` with its default, its expected form and a
+one-line description; the README's config reference is printed from the same table
+(``python -m stacks.config --reference``). A bad value stops synth with a
+:class:`ConfigError` that names the file, the field and what was expected.
+
+No cdktf import here: the config is plain data, loadable in tests in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from handlers.permissions import MODES
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "detector.toml"
+
+# Partitions whose regions a stack may name; their ARNs differ (arn:aws-cn:...).
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Retention values CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)  # fmt: skip
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
+_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_BUCKET_GLOB = re.compile(r"^[a-z0-9.*?\[\]!-]{1,63}$")
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or malformed; the message names file, field and expected form."""
+
+
+@cache
+def known_regions() -> dict[str, str]:
+    """Every region botocore knows, mapped to its partition (offline: botocore ships the list)."""
+    import botocore.session  # deferred: only validation needs it
+
+    session = botocore.session.get_session()
+    regions: dict[str, str] = {}
+    for partition in PARTITIONS:
+        for region in session.get_available_regions("s3", partition_name=partition):
+            regions[region] = partition
+    return regions
+
+
+# ---- validators: each returns the normalised value or raises ValueError(expected form) ----
+
+
+def _string(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(expected)
+        return value
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"one of {', '.join(repr(o) for o in options)}")
+        return value
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false (unquoted)")
+    return value
+
+
+def _int_in(options: tuple[int, ...]) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value not in options:
+            raise ValueError(f"one of {', '.join(str(o) for o in options)}")
+        return value
+
+    return check
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"an integer from {low} to {high}")
+        return value
+
+    return check
+
+
+def _region(value: Any) -> str:
+    if not isinstance(value, str) or value not in known_regions():
+        raise ValueError("a known AWS region name such as 'eu-west-1' (see botocore's region list)")
+    return value
+
+
+def _list_of(item: Callable[[Any], Any], expected_item: str, *, min_items: int = 0) -> Callable[[Any], tuple]:
+    def check(value: Any) -> tuple:
+        if not isinstance(value, list) or len(value) < min_items:
+            at_least = f"at least {min_items} " if min_items else ""
+            raise ValueError(f"a list of {at_least}{expected_item}")
+        items = []
+        for index, element in enumerate(value):
+            try:
+                items.append(item(element))
+            except ValueError as exc:
+                raise ValueError(f"item {index} ({element!r}): expected {exc}") from None
+        if len(set(items)) != len(items):
+            raise ValueError(f"a list of distinct {expected_item}")
+        return tuple(items)
+
+    return check
+
+
+account_id = _string(_ACCOUNT_ID, 'a 12-digit account id in quotes, e.g. "123456789012"')
+email = _string(_EMAIL, "an email address such as secops@example.com")
+https_url = _string(_HTTPS_URL, "an https:// URL")
+tag_key = _string(_TAG_KEY, "an S3 tag key (1-128 letters, digits, spaces or _.:/=+-@)")
+stack_name = _string(
+    _STACK_NAME, "3-32 characters: lower-case letters, digits and '-', starting with a letter"
+)
+role_arn = _string(_ROLE_ARN, "an IAM role ARN such as arn:aws:iam::123456789012:role/detector-deploy")
+environment = _string(_ENVIRONMENT, "a lower-case word such as 'production' or 'staging'")
+tag_value = _string(re.compile(r"^[^,]{1,256}$"), "a tag value of 1-256 characters without commas")
+bucket_glob = _string(_BUCKET_GLOB, "a bucket name or glob (lower case, digits, '.', '-', '*', '?')")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One config key: its default (``REQUIRED`` when it has none), validator and description."""
+
+    default: Any
+    check: Callable[[Any], Any]
+    expected: str
+    doc: str
+
+
+REQUIRED = object()
+
+# The one place defaults live. Keys are "table.key" paths inside one [[accounts]] entry.
+SCHEMA: dict[str, Setting] = {
+    "name": Setting(
+        REQUIRED,
+        stack_name,
+        "3-32 chars: lower case, digits, '-'",
+        "stack name; `cdktf deploy <name>` deploys this account",
+    ),
+    "account_id": Setting(REQUIRED, account_id, "12-digit string", "the AWS account the stack deploys to"),
+    "home_region": Setting(REQUIRED, _region, "AWS region", "region of the trail, function, topic and table"),
+    "watch_regions": Setting(
+        (),
+        _list_of(_region, "AWS region names"),
+        "list of AWS regions",
+        "regions whose S3 events are forwarded to the home region (the home region is always watched)",
+    ),
+    "deploy_role_arn": Setting(
+        None, role_arn, "IAM role ARN in this account", "role the AWS provider assumes to deploy (optional)"
+    ),
+    "environment": Setting(
+        "production",
+        environment,
+        "lower-case word, e.g. production",
+        "environment label; feeds alert severity",
+    ),
+    "log_level": Setting("INFO", _choice(LOG_LEVELS), "DEBUG|INFO|WARNING|ERROR", "the function's log level"),
+    "alerts.emails": Setting(
+        (),
+        _list_of(email, "email addresses"),
+        "list of emails",
+        "email subscriptions to the alert topic (each must confirm)",
+    ),
+    "alerts.https_endpoints": Setting(
+        (),
+        _list_of(https_url, "https:// URLs"),
+        "list of https URLs",
+        "HTTPS subscriptions (e.g. a chat webhook relay)",
+    ),
+    "remediation.mode": Setting(
+        "off",
+        _choice(MODES),
+        "off|dry-run|enforce",
+        "off: alert only; dry-run: alert with the change it would make; "
+        "enforce: apply bucket Block Public Access",
+    ),
+    "remediation.allow_account_level": Setting(
+        False,
+        _boolean,
+        "true|false",
+        "with enforce, may also turn on account-level Block Public "
+        "Access when the account's own setting was switched off",
+    ),
+    "exceptions.buckets": Setting(
+        (),
+        _list_of(bucket_glob, "bucket names or globs"),
+        "list of names/globs",
+        "buckets that are public on purpose: alerted as info, never remediated",
+    ),
+    "exceptions.approval_tag": Setting(
+        "public-access-approved-until",
+        tag_key,
+        "tag key",
+        "bucket tag whose value (an ISO date) approves public access until then",
+    ),
+    "exceptions.sensitive_tag": Setting(
+        "data-classification", tag_key, "tag key", "bucket tag that marks sensitive data (raises severity)"
+    ),
+    "exceptions.sensitive_tag_values": Setting(
+        ("confidential", "restricted", "sensitive"),
+        _list_of(tag_value, "tag values without commas"),
+        "list of tag values",
+        "values of the sensitive tag that count",
+    ),
+    "trail.create": Setting(
+        True,
+        _boolean,
+        "true|false",
+        "create a multi-region trail; false relies on an existing (e.g. organisation) "
+        "trail that logs management write events in every watched region",
+    ),
+    "trail.kms_encryption": Setting(True, _boolean, "true|false", "encrypt trail logs with a KMS key"),
+    "trail.log_retention_days": Setting(
+        365, _int_range(1, 3650), "1-3650", "days before trail log files expire from the log bucket"
+    ),
+    "trail.object_acl_data_events": Setting(
+        False,
+        _boolean,
+        "true|false",
+        "record PutObjectAcl data events (costs money: $0.10 per 100,000 events)",
+    ),
+    "trail.object_write_data_events": Setting(
+        False,
+        _boolean,
+        "true|false",
+        "also record PutObject/CopyObject (catches uploads with a public ACL; costly on busy buckets)",
+    ),
+    "function.reserved_concurrency": Setting(
+        5, _int_range(1, 100), "1-100", "the response function's reserved concurrency"
+    ),
+    "function.log_retention_days": Setting(
+        365,
+        _int_in(LOG_RETENTION_DAYS),
+        "CloudWatch retention value",
+        "retention of the function's log group",
+    ),
+    "function.timeout_seconds": Setting(60, _int_range(3, 900), "3-900", "the function's timeout"),
+}
+TABLES = ("alerts", "remediation", "exceptions", "trail", "function")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One account's validated settings (see :data:`SCHEMA` for each one's meaning)."""
+
+    name: str
+    account_id: str
+    home_region: str
+    watch_regions: tuple[str, ...]
+    deploy_role_arn: str | None
+    environment: str
+    log_level: str
+    alert_emails: tuple[str, ...]
+    alert_https_endpoints: tuple[str, ...]
+    remediation_mode: str
+    allow_account_remediation: bool
+    exception_buckets: tuple[str, ...]
+    approval_tag: str
+    sensitive_tag: str
+    sensitive_tag_values: tuple[str, ...]
+    create_trail: bool
+    trail_kms_encryption: bool
+    trail_log_retention_days: int
+    object_acl_data_events: bool
+    object_write_data_events: bool
+    reserved_concurrency: int
+    function_log_retention_days: int
+    function_timeout_seconds: int
+
+    @property
+    def partition(self) -> str:
+        """The ARN partition of the home region (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+        return known_regions()[self.home_region]
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Every watched region, home region first."""
+        return (self.home_region, *(r for r in self.watch_regions if r != self.home_region))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The whole file: one entry per account, in file order."""
+
+    accounts: tuple[AccountConfig, ...]
+    source: str
+
+    def account(self, name: str) -> AccountConfig:
+        """The account whose stack is called ``name``."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(f"{self.source}: no account named {name!r}")
+
+
+_FIELD_NAMES = {
+    "alerts.emails": "alert_emails",
+    "alerts.https_endpoints": "alert_https_endpoints",
+    "remediation.mode": "remediation_mode",
+    "remediation.allow_account_level": "allow_account_remediation",
+    "exceptions.buckets": "exception_buckets",
+    "exceptions.approval_tag": "approval_tag",
+    "exceptions.sensitive_tag": "sensitive_tag",
+    "exceptions.sensitive_tag_values": "sensitive_tag_values",
+    "trail.create": "create_trail",
+    "trail.kms_encryption": "trail_kms_encryption",
+    "trail.log_retention_days": "trail_log_retention_days",
+    "trail.object_acl_data_events": "object_acl_data_events",
+    "trail.object_write_data_events": "object_write_data_events",
+    "function.reserved_concurrency": "reserved_concurrency",
+    "function.log_retention_days": "function_log_retention_days",
+    "function.timeout_seconds": "function_timeout_seconds",
+}
+
+
+def _flatten(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{"alerts": {"emails": [...]}}`` -> ``{"alerts.emails": [...]}``; unknown keys are errors."""
+    flat: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table ([accounts.{key}]), got {value!r}")
+            for sub, sub_value in value.items():
+                flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    for key in flat:
+        if key not in SCHEMA:
+            known = ", ".join(k for k in SCHEMA if k.split(".")[0] == key.split(".")[0] or "." not in key)
+            hint = f"; did you mean one of: {known}" if known else ""
+            raise ConfigError(f"{where}.{key}: unknown key{hint}")
+    return flat
+
+
+def parse_account(entry: Any, where: str) -> AccountConfig:
+    """Validate one ``[[accounts]]`` entry; ``where`` prefixes error messages (file and index)."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a table of settings, got {entry!r}")
+    flat = _flatten(entry, where)
+    values: dict[str, Any] = {}
+    for key, setting in SCHEMA.items():
+        label = f"{where}.{key}"
+        if key not in flat:
+            if setting.default is REQUIRED:
+                raise ConfigError(f"{label}: missing; expected {setting.expected}")
+            values[key] = setting.default
+            continue
+        try:
+            values[key] = setting.check(flat[key])
+        except ValueError as exc:
+            raise ConfigError(f"{label}: expected {exc}, got {flat[key]!r}") from None
+    _cross_checks(values, where)
+    return AccountConfig(**{_FIELD_NAMES.get(key, key): value for key, value in values.items()})
+
+
+def _cross_checks(values: dict[str, Any], where: str) -> None:
+    """Rules that tie two settings together."""
+    role = values["deploy_role_arn"]
+    if role and _ROLE_ARN.match(role).group(2) != values["account_id"]:  # type: ignore[union-attr]
+        raise ConfigError(
+            f"{where}.deploy_role_arn: expected a role in account {values['account_id']}, got {role!r}"
+        )
+    home_partition = known_regions()[values["home_region"]]
+    for region in values["watch_regions"]:
+        if known_regions()[region] != home_partition:
+            raise ConfigError(
+                f"{where}.watch_regions: expected regions of the home region's partition ({home_partition}), "
+                f"got {region!r}"
+            )
+    if not values["trail.create"] and (
+        values["trail.object_acl_data_events"] or values["trail.object_write_data_events"]
+    ):
+        raise ConfigError(
+            f"{where}.trail.object_acl_data_events: expected false when trail.create = false "
+            "(data events are configured on the existing trail itself)"
+        )
+    if values["remediation.allow_account_level"] and values["remediation.mode"] != "enforce":
+        raise ConfigError(
+            f"{where}.remediation.allow_account_level: expected false unless remediation.mode = 'enforce', "
+            f"got true with mode {values['remediation.mode']!r}"
+        )
+
+
+def parse_config(data: Any, source: str = "detector.toml") -> DetectorConfig:
+    """Validate a parsed TOML document into a :class:`DetectorConfig`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a TOML document")
+    unknown = sorted(set(data) - {"version", "accounts"})
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]}: unknown key; expected only 'version' and [[accounts]]")
+    if data.get("version", 1) != 1:
+        raise ConfigError(f"{source}: version: expected 1, got {data.get('version')!r}")
+    entries = data.get("accounts")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{source}: accounts: expected at least one [[accounts]] table")
+    accounts = tuple(parse_account(entry, f"{source}: accounts[{i}]") for i, entry in enumerate(entries))
+    for key in ("name", "account_id"):
+        seen: set[str] = set()
+        for index, account in enumerate(accounts):
+            value = getattr(account, key)
+            if value in seen:
+                raise ConfigError(
+                    f"{source}: accounts[{index}].{key}: expected a unique value, got {value!r} twice"
+                )
+            seen.add(value)
+    return DetectorConfig(accounts=accounts, source=source)
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> DetectorConfig:
+    """Read and validate the config file at ``path``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=path.name)
+
+
+def reference_markdown() -> str:
+    """The config reference as a Markdown table, for the README."""
+    lines = ["| key (in `[[accounts]]`) | default | expected | meaning |", "|---|---|---|---|"]
+    for key, setting in SCHEMA.items():
+        default = "required" if setting.default is REQUIRED else f"`{_toml_value(setting.default)}`"
+        lines.append(f"| `{key}` | {default} | {setting.expected} | {setting.doc} |")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+if __name__ == "__main__":
+    if "--reference" in sys.argv:
+        print(reference_markdown())
+    else:
+        config = load_config(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CONFIG_PATH)
+        names = ", ".join(account.name for account in config.accounts)
+        print(f"{config.source}: {len(config.accounts)} account(s) OK: {names}")

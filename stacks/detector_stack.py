@@ -1,0 +1,68 @@
+"""One account's detector: the whole deployment behind ``cdktf deploy <name>``.
+
+Reading order is deployment order: providers, key, trail, dead-letter queue, alerting,
+the response function, then the rules that feed it.
+"""
+
+from __future__ import annotations
+
+from stacks.alerting import Alerting
+from stacks.bindings import Construct, LocalBackend, TerraformOutput, TerraformStack
+from stacks.config import AccountConfig
+from stacks.dead_letters import DeadLetterQueue
+from stacks.encryption_key import EncryptionKey
+from stacks.providers import ProviderOptions, build_providers
+from stacks.response_function import ResponseFunction
+from stacks.rules import ExposureRules
+from stacks.trail import Trail, trail_arn
+
+
+class DetectorStack(TerraformStack):
+    """CloudTrail (optional), EventBridge rules, the response function, alerting and alarms."""
+
+    def __init__(
+        self, scope: Construct, account: AccountConfig, options: ProviderOptions | None = None
+    ) -> None:
+        super().__init__(scope, account.name)
+        options = options or ProviderOptions()
+        # cdktf's default writes the synthesizing machine's absolute path into the config; this
+        # is the same place (the repo root, for the default cdktf.out), relative to the stack dir.
+        # Teams deploying for real replace it with a remote backend (README: deploy).
+        LocalBackend(self, path=f"../../../terraform.{account.name}.tfstate")
+        providers = build_providers(self, account, options)
+        key = EncryptionKey(
+            self,
+            "encryption",
+            account=account,
+            trail_arn=trail_arn(account) if account.create_trail else None,
+        )
+        key_arn = key.key.arn
+        if account.create_trail:
+            Trail(
+                self, "trail", account=account, kms_key_arn=key_arn if account.trail_kms_encryption else None
+            )
+        dead_letters = DeadLetterQueue(self, "dead-letters", account=account, kms_key_arn=key_arn)
+        alerting = Alerting(self, "alerting", account=account, kms_key_arn=key_arn)
+        response = ResponseFunction(
+            self,
+            "response",
+            account=account,
+            kms_key_arn=key_arn,
+            topic_arn=alerting.topic.arn,
+            dead_letter_queue_arn=dead_letters.queue.arn,
+        )
+        alerting.allow_publisher(response.role.arn)
+        alerting.add_alarms(response.function.function_name, dead_letters.queue.name)
+        ExposureRules(
+            self,
+            "rules",
+            account=account,
+            providers=providers,
+            function_arn=response.function.arn,
+            function_name=response.function.function_name,
+            dead_letter_queue_arn=dead_letters.queue.arn,
+            dead_letter_queue_url=dead_letters.queue.url,
+        )
+        TerraformOutput(self, "alert_topic_arn", value=alerting.topic.arn)
+        TerraformOutput(self, "response_function_name", value=response.function.function_name)
+        TerraformOutput(self, "dead_letter_queue_url", value=dead_letters.queue.url)

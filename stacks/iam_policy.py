@@ -1,0 +1,131 @@
+"""The response function's IAM policy, derived from ``handlers/permissions.py``.
+
+Pure data (no cdktf): the stack serialises the document, and the least-privilege test
+reads it directly. Each statement is scoped to the resource its actions touch:
+- bucket reads on every bucket (``arn:<partition>:s3:::*``): which bucket goes public is
+  not known in advance; writes there only in ``enforce`` mode, and only in this account;
+- the alert topic, its KMS key, the idempotency table, the dead-letter queue and the
+  function's own log group by ARN.
+
+One justified exception to "no ``*`` resource on a write": ``s3:PutAccountPublicAccessBlock``
+(and its read, ``s3:GetAccountPublicAccessBlock``) have no resource type in IAM, so AWS
+only accepts ``Resource: "*"`` for them. The write is granted only when the config sets
+``remediation.mode = "enforce"`` and ``remediation.allow_account_level = true``, in a
+statement whose Sid says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.permissions import iam_actions_by_resource
+
+ACCOUNT_LEVEL_SIDS = frozenset(
+    {"AccountBlockPublicAccessRead", "AccountBlockPublicAccessWriteNoResourceType"}
+)
+# Characters IAM resource ARNs can express of an fnmatch glob: '*' and '?' only.
+_IAM_GLOB_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-*?")
+
+
+@dataclass(frozen=True)
+class PolicyTargets:
+    """The ARNs the function's statements are scoped to (Terraform references or literals)."""
+
+    partition: str
+    account_id: str
+    topic_arn: str
+    key_arn: str
+    table_arn: str
+    dead_letter_queue_arn: str
+    log_group_arn: str
+
+
+def response_function_policy(
+    mode: str,
+    allow_account_remediation: bool,
+    targets: PolicyTargets,
+    exception_buckets: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The function role's policy document for ``mode`` (see module docstring)."""
+    actions = iam_actions_by_resource(mode, allow_account_remediation)
+    bucket_reads = [a for a in actions.get("bucket", []) if _is_read(a)]
+    bucket_writes = [a for a in actions.get("bucket", []) if not _is_read(a)]
+    account_reads = [a for a in actions.get("account", []) if _is_read(a)]
+    account_writes = [a for a in actions.get("account", []) if not _is_read(a)]
+    all_buckets = f"arn:{targets.partition}:s3:::*"
+    in_this_account = {"StringEquals": {"aws:ResourceAccount": targets.account_id}}
+
+    statements: list[dict[str, Any]] = [
+        _allow("ReadBucketExposure", bucket_reads, [all_buckets]),
+    ]
+    if bucket_writes:
+        statements.append(_allow("CloseBucketsInThisAccount", bucket_writes, [all_buckets], in_this_account))
+        protected = [
+            f"arn:{targets.partition}:s3:::{glob}" for glob in exception_buckets if _iam_expressible(glob)
+        ]
+        if protected:
+            # Buckets that are public on purpose are never closed, whatever the code decides.
+            statements.append(
+                {
+                    "Sid": "NeverCloseExceptionBuckets",
+                    "Effect": "Deny",
+                    "Action": bucket_writes,
+                    "Resource": protected,
+                }
+            )
+    if account_reads:
+        statements.append(_allow("AccountBlockPublicAccessRead", account_reads, ["*"]))
+    if account_writes:
+        statements.append(_allow("AccountBlockPublicAccessWriteNoResourceType", account_writes, ["*"]))
+    statements += [
+        _allow("PublishAlerts", actions.get("topic", []), [targets.topic_arn]),
+        _allow("UseAlertKey", actions.get("key", []), [targets.key_arn]),
+        _allow("RecordSeenEvents", actions.get("table", []), [targets.table_arn]),
+        # Infrastructure, not code: Lambda sends failed async events to the DLQ as the function.
+        _allow("DeadLetterFailedEvents", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
+        _allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
+        ),
+    ]
+    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+
+
+def _allow(
+    sid: str, actions: list[str], resources: list[str], condition: dict | None = None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": resources,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _is_read(action: str) -> bool:
+    verb = action.split(":", 1)[1]
+    return verb.startswith(("Get", "List", "Describe"))
+
+
+def _iam_expressible(glob: str) -> bool:
+    return set(glob) <= _IAM_GLOB_SAFE
+
+
+def lambda_assume_role_policy(account_id: str) -> dict[str, Any]:
+    """Trust policy: only Lambda, on behalf of this account, may assume the function's role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        ],
+    }

@@ -1,0 +1,158 @@
+"""The response function: the Lambda that classifies, confirms, alerts and (optionally) closes.
+
+Also what only it uses: its role and least-privilege policy (from ``handlers/permissions.py``
+via ``stacks/iam_policy.py``), its log group, and the idempotency table that suppresses
+duplicate alerts for redelivered events.
+"""
+
+from __future__ import annotations
+
+import json
+
+from stacks.bindings import (
+    AssetType,
+    CloudwatchLogGroup,
+    Construct,
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+    DynamodbTableTtl,
+    Fn,
+    IamRole,
+    IamRolePolicy,
+    LambdaFunction,
+    LambdaFunctionDeadLetterConfig,
+    LambdaFunctionEnvironment,
+    LambdaFunctionEventInvokeConfig,
+    LambdaFunctionLoggingConfig,
+    TerraformAsset,
+)
+from stacks.config import AccountConfig
+from stacks.iam_policy import PolicyTargets, lambda_assume_role_policy, response_function_policy
+from stacks.packaging import build_handler_zip
+from stacks.scan_exceptions import accept_findings
+
+RUNTIME = "python3.12"
+HANDLER = "handlers.response.handler"
+MEMORY_MB = 256
+ASYNC_RETRIES = 2  # Lambda's maximum for async invocations; then the dead-letter queue
+MAX_EVENT_AGE_SECONDS = 6 * 3600
+
+
+def function_name(account: AccountConfig) -> str:
+    return f"{account.name}-s3-exposure-response"
+
+
+def environment_variables(account: AccountConfig, topic_arn: str, table_name: str) -> dict[str, str]:
+    """Everything the function reads from its environment (all strings)."""
+    return {
+        "ALERT_TOPIC_ARN": topic_arn,
+        "REMEDIATION_MODE": account.remediation_mode,
+        "ALLOW_ACCOUNT_REMEDIATION": "true" if account.allow_account_remediation else "false",
+        "ENVIRONMENT": account.environment,
+        "ACCOUNT_NAME": account.name,
+        "EXPECTED_ACCOUNT_ID": account.account_id,
+        "EXCEPTION_BUCKETS": json.dumps(list(account.exception_buckets)),
+        "APPROVAL_TAG": account.approval_tag,
+        "SENSITIVE_TAG": account.sensitive_tag,
+        "SENSITIVE_TAG_VALUES": ",".join(account.sensitive_tag_values),
+        "IDEMPOTENCY_TABLE": table_name,
+        "LOG_LEVEL": account.log_level,
+    }
+
+
+class ResponseFunction(Construct):
+    """The function with its role, log group and idempotency table."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        account: AccountConfig,
+        kms_key_arn: str,
+        topic_arn: str,
+        dead_letter_queue_arn: str,
+    ) -> None:
+        super().__init__(scope, id)
+        name = function_name(account)
+        p, region, acct = account.partition, account.home_region, account.account_id
+
+        self.table = DynamodbTable(
+            self,
+            "idempotency-table",
+            name=f"{account.name}-detector-seen-events",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attribute=[DynamodbTableAttribute(name="pk", type="S")],
+            ttl=DynamodbTableTtl(attribute_name="expires_at", enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=kms_key_arn),
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+        )
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "log-group",
+            name=f"/aws/lambda/{name}",
+            retention_in_days=account.function_log_retention_days,
+            kms_key_id=kms_key_arn,
+        )
+        self.role = IamRole(
+            self,
+            "role",
+            name=f"{name}-role",
+            description="Runs the S3 public-exposure response function",
+            assume_role_policy=json.dumps(lambda_assume_role_policy(acct)),
+        )
+        self.policy_document = response_function_policy(
+            account.remediation_mode,
+            account.allow_account_remediation,
+            PolicyTargets(
+                partition=p,
+                account_id=acct,
+                topic_arn=topic_arn,
+                key_arn=kms_key_arn,
+                table_arn=self.table.arn,
+                dead_letter_queue_arn=dead_letter_queue_arn,
+                log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+            ),
+            account.exception_buckets,
+        )
+        policy = IamRolePolicy(
+            self,
+            "policy",
+            name="least-privilege",
+            role=self.role.id,
+            policy=json.dumps(self.policy_document),
+        )
+        package = TerraformAsset(self, "package", path=str(build_handler_zip()), type=AssetType.FILE)
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=name,
+            description="Classifies S3 exposure events, confirms, alerts and optionally closes the bucket",
+            role=self.role.arn,
+            runtime=RUNTIME,
+            architectures=["arm64"],
+            handler=HANDLER,
+            filename=package.path,
+            source_code_hash=Fn.filebase64sha256(package.path),
+            memory_size=MEMORY_MB,
+            timeout=account.function_timeout_seconds,
+            reserved_concurrent_executions=account.reserved_concurrency,
+            kms_key_arn=kms_key_arn,
+            environment=LambdaFunctionEnvironment(
+                variables=environment_variables(account, topic_arn, self.table.name)
+            ),
+            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=dead_letter_queue_arn),
+            logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=self.log_group.name),
+            depends_on=[self.log_group, policy],
+        )
+        accept_findings(self.function, "CKV_AWS_117", "CKV_AWS_272", "CKV_AWS_50")
+        LambdaFunctionEventInvokeConfig(
+            self,
+            "async-invoke",
+            function_name=self.function.function_name,
+            maximum_retry_attempts=ASYNC_RETRIES,
+            maximum_event_age_in_seconds=MAX_EVENT_AGE_SECONDS,
+        )

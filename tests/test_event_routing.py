@@ -1,0 +1,237 @@
+"""Routing invariant: every record the detector must see matches the deployed rule for its route.
+
+The patterns come from ``handlers/event_patterns.py`` (what the stack deploys); matching
+uses LocalStack's EventBridge engine (``tests/pattern_engine.py``) on each dataset record
+wrapped in the EventBridge envelope CloudTrail produces.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from dataset_loader import Case, load_cases
+from pattern_engine import InvalidEventPatternException, compile_pattern, matches
+
+from handlers.classify import classify
+from handlers.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope
+
+ROUTED_VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper"}
+CASES = load_cases()
+MUST_ROUTE = [case for case in CASES if case.verdict in ROUTED_VERDICTS]
+NEGATIVES = [case for case in CASES if case.verdict == "none"]
+
+
+def routes_matching(record: dict) -> list[str]:
+    """The routes whose rule matches ``record`` once wrapped as an EventBridge event."""
+    event = envelope(record)
+    return [rule.route for rule in RULES if matches(rule.pattern_json(), event)]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.route)
+def test_pattern_is_valid_and_within_the_size_limit(rule):
+    compile_pattern(rule.pattern_json())
+    assert len(rule.pattern_json()) <= MAX_PATTERN_CHARS
+
+
+def test_routes_cover_every_finding_route():
+    from typing import get_args
+
+    from handlers.finding import Route
+
+    assert set(RULES_BY_ROUTE) == set(get_args(Route))
+
+
+def test_engine_rejects_a_misspelled_operator():
+    # moto accepts this; EventBridge (and LocalStack) refuse it.
+    with pytest.raises(InvalidEventPatternException):
+        compile_pattern({"detail": {"eventName": [{"prefixx": "Put"}]}})
+
+
+def test_engine_matches_inside_arrays_of_objects():
+    pattern = {"detail": {"Statement": {"Principal": ["*"]}}}
+    event = {"detail": {"Statement": [{"Principal": {"AWS": "x"}}, {"Principal": "*"}]}}
+    assert matches(pattern, event)
+    assert not matches(pattern, {"detail": {"Statement": [{"Principal": {"AWS": "*"}}]}})
+
+
+def test_dataset_has_cases_for_every_route():
+    assert {case.expect.get("route") for case in MUST_ROUTE} >= set(RULES_BY_ROUTE)
+
+
+@pytest.mark.parametrize("case", MUST_ROUTE, ids=lambda case: case.id)
+def test_every_detectable_record_matches_its_rule(case: Case):
+    matched = routes_matching(case.record)
+    route = case.expect.get("route")
+    if route:
+        assert route in matched, f"{case.id} ({case.verdict}) should match rule {route}; matched {matched}"
+    else:
+        assert matched, f"{case.id} ({case.verdict}) matches no deployed rule"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_every_classifier_finding_is_routed_by_its_rule(case: Case):
+    # Ties the classifier to the patterns whatever the labels say: a finding the rules
+    # would never deliver is a finding the deployed detector never makes.
+    matched = routes_matching(case.record)
+    for finding in classify(copy.deepcopy(case.record)):
+        assert finding["route"] in matched, f"{case.id}: finding routed {finding['route']}, rules {matched}"
+
+
+def test_routine_calls_mostly_do_not_match():
+    routed = {case.id: routes_matching(case.record) for case in NEGATIVES}
+    hits = {case_id: routes for case_id, routes in routed.items() if routes}
+    routine = [case for case in NEGATIVES if case.rule == "routine"]
+    routine_hits = [case.id for case in routine if case.id in hits]
+    print(f"\n{len(hits)}/{len(NEGATIVES)} verdict=none cases match a rule (the classifier drops them):")
+    for case_id, routes in sorted(hits.items()):
+        print(f"  {case_id}: {', '.join(routes)}")
+    print(f"routine calls: {len(routine_hits)}/{len(routine)} match")
+    # Routine traffic (dataset/routine) must almost never wake the function.
+    assert len(routine_hits) <= 0.10 * len(routine), routine_hits
+    # Near misses (a private policy with Principal "*" and a fixed condition, an all-true BPA
+    # put, ...) may route: the pattern cannot correlate fields within one statement. Bound it.
+    assert len(hits) <= 0.35 * len(NEGATIVES), sorted(hits)
+
+
+def _record(name: str, params: object, **extra: object) -> dict:
+    record = {
+        "eventVersion": "1.09",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+        "eventID": "11111111-2222-3333-4444-555555555555",
+        "eventTime": "2025-01-01T00:00:00Z",
+        "recipientAccountId": "111111111111",
+        "requestParameters": params,
+    }
+    record.update(extra)
+    return record
+
+
+ALL_TRUE = {
+    f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        pytest.param(
+            _record(
+                "PutBucketPublicAccessBlock", {"bucketName": "b", "PublicAccessBlockConfiguration": ALL_TRUE}
+            ),
+            [],
+            id="our-own-remediation-all-true-is-not-routed",
+        ),
+        pytest.param(
+            _record(
+                "PutBucketPublicAccessBlock",
+                {
+                    "bucketName": "b",
+                    "PublicAccessBlockConfiguration": {**ALL_TRUE, "BlockPublicPolicy": False},
+                },
+            ),
+            ["guard-removal"],
+            id="one-flag-false",
+        ),
+        pytest.param(
+            _record(
+                "PutAccountPublicAccessBlock",
+                {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True}},
+            ),
+            ["guard-removal"],
+            id="omitted-flags-count-as-off",
+        ),
+        pytest.param(
+            _record(
+                "PutBucketOwnershipControls",
+                {"OwnershipControls": {"Rule": {"ObjectOwnership": "BucketOwnerEnforced"}}},
+            ),
+            [],
+            id="ownership-enforced-is-not-routed",
+        ),
+        pytest.param(
+            _record("PutBucketAcl", {"bucketName": "b", "x-amz-acl": ["public-read"]}),
+            ["public-header"],
+            id="canned-acl-as-a-1.05-list",
+        ),
+        pytest.param(
+            _record("PutObject", {"bucketName": "b", "key": "k", "x-amz-acl": "bucket-owner-full-control"}),
+            [],
+            id="routine-putobject-acl",
+        ),
+        pytest.param(
+            _record(
+                "PutBucketAcl",
+                {
+                    "bucketName": "b",
+                    "accessControlList": {
+                        "x-amz-grant-write": 'uri="http://acs.amazonaws.com/groups/s3/LogDelivery"'
+                    },
+                },
+            ),
+            [],
+            id="log-delivery-grant-is-not-public",
+        ),
+        pytest.param(
+            _record(
+                "PutBucketAcl",
+                {"bucketName": "b", "x-amz-acl": "public-read"},
+                errorCode="AccessDenied",
+                errorMessage="Access Denied",
+            ),
+            ["public-header"],
+            id="failed-call-is-routed",
+        ),
+        pytest.param(
+            _record(
+                "PutObjectAcl",
+                {
+                    "AccessControlPolicy": {
+                        "AccessControlList": {
+                            "Grant": {
+                                "Grantee": {
+                                    "xsi:type": "Group",
+                                    "URI": "http://acs.amazonaws.com/groups/global/AllUsers",
+                                },
+                                "Permission": "READ",
+                            }
+                        }
+                    }
+                },
+            ),
+            ["public-body"],
+            id="single-grant-object-body",
+        ),
+        pytest.param(
+            _record(
+                "PutBucketPolicy",
+                {
+                    "bucketPolicy": {
+                        "Statement": {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                        }
+                    }
+                },
+            ),
+            [],
+            id="specific-principal-policy-is-not-routed",
+        ),
+        pytest.param(
+            _record(
+                "PutBucketPolicy",
+                {
+                    "bucketPolicy": {
+                        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::*:root"}}]
+                    }
+                },
+            ),
+            ["public-body"],
+            id="wildcard-account-principal",
+        ),
+    ],
+)
+def test_hand_written_records(record, expected):
+    assert routes_matching(record) == expected

@@ -1,0 +1,141 @@
+"""The function's IAM policy grants what the code calls and nothing more.
+
+Rules: no "*" action anywhere; no "*" resource on any write, except the one action IAM
+gives no resource type (s3:PutAccountPublicAccessBlock), granted only in enforce mode with
+account-level remediation allowed; every API call in handlers/permissions.py is granted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import pytest
+
+from handlers.permissions import MODES, calls_for
+from stacks.config import load_config
+from stacks.iam_policy import PolicyTargets, response_function_policy
+from stacks.synth import synth_config
+
+TARGETS = PolicyTargets(
+    partition="aws",
+    account_id="111111111111",
+    topic_arn="arn:aws:sns:eu-west-1:111111111111:alerts",
+    key_arn="arn:aws:kms:eu-west-1:111111111111:key/abc",
+    table_arn="arn:aws:dynamodb:eu-west-1:111111111111:table/seen",
+    dead_letter_queue_arn="arn:aws:sqs:eu-west-1:111111111111:dlq",
+    log_group_arn="arn:aws:logs:eu-west-1:111111111111:log-group:/aws/lambda/fn",
+)
+NO_RESOURCE_TYPE_WRITES = {"s3:PutAccountPublicAccessBlock"}
+RESOURCE_FOR = {
+    "bucket": "arn:aws:s3:::some-bucket",
+    "account": "*",
+    "topic": TARGETS.topic_arn,
+    "key": TARGETS.key_arn,
+    "table": TARGETS.table_arn,
+}
+COMBINATIONS = [(mode, allow) for mode in MODES for allow in (False, True) if mode == "enforce" or not allow]
+
+
+def is_read(action: str) -> bool:
+    return action.split(":", 1)[1].startswith(("Get", "List", "Describe"))
+
+
+def statements(policy: dict) -> list[dict]:
+    return [s | {"Action": _list(s["Action"]), "Resource": _list(s["Resource"])} for s in policy["Statement"]]
+
+
+def _list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def allowed(policy: dict, action: str, resource: str) -> bool:
+    """Allowed by some Allow statement and not denied (conditions ignored: they only narrow)."""
+
+    def hits(s: dict) -> bool:
+        return any(fnmatch.fnmatchcase(action, a) for a in s["Action"]) and any(
+            fnmatch.fnmatchcase(resource, r) for r in s["Resource"]
+        )
+
+    stmts = statements(policy)
+    return any(s["Effect"] == "Allow" and hits(s) for s in stmts) and not any(
+        s["Effect"] == "Deny" and hits(s) for s in stmts
+    )
+
+
+def assert_least_privilege(policy: dict, mode: str, allow_account: bool) -> None:
+    for statement in statements(policy):
+        assert "*" not in statement["Action"], statement
+        assert all(not a.endswith(":*") for a in statement["Action"]), statement
+        if statement["Effect"] != "Allow":
+            continue
+        writes = [a for a in statement["Action"] if not is_read(a)]
+        if "*" in statement["Resource"] and writes:
+            assert set(writes) <= NO_RESOURCE_TYPE_WRITES, statement
+            assert mode == "enforce" and allow_account, statement
+            assert "NoResourceType" in statement["Sid"], "the exception must say why in its Sid"
+        if "s3:PutBucketPublicAccessBlock" in statement["Action"]:
+            assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": "111111111111"}}
+
+
+@pytest.mark.parametrize(("mode", "allow_account"), COMBINATIONS)
+def test_policy_is_least_privilege(mode, allow_account):
+    assert_least_privilege(response_function_policy(mode, allow_account, TARGETS), mode, allow_account)
+
+
+@pytest.mark.parametrize(("mode", "allow_account"), COMBINATIONS)
+def test_every_call_the_code_makes_is_granted(mode, allow_account):
+    policy = response_function_policy(mode, allow_account, TARGETS)
+    for call in calls_for(mode, allow_account):
+        assert allowed(policy, call.iam_action, RESOURCE_FOR[call.resource]), call
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_writes_only_in_enforce(mode):
+    policy = response_function_policy(mode, mode == "enforce", TARGETS)
+    bucket_write = allowed(policy, "s3:PutBucketPublicAccessBlock", "arn:aws:s3:::b")
+    account_write = allowed(policy, "s3:PutAccountPublicAccessBlock", "*")
+    assert bucket_write is (mode == "enforce")
+    assert account_write is (mode == "enforce")
+    if mode == "enforce":
+        assert not allowed(
+            response_function_policy(mode, False, TARGETS), "s3:PutAccountPublicAccessBlock", "*"
+        )
+
+
+def test_publish_only_to_the_alert_topic():
+    policy = response_function_policy("enforce", True, TARGETS)
+    assert allowed(policy, "sns:Publish", TARGETS.topic_arn)
+    assert not allowed(policy, "sns:Publish", "arn:aws:sns:eu-west-1:111111111111:other")
+    assert not allowed(policy, "dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:111111111111:table/other")
+    assert not allowed(policy, "s3:PutBucketPolicy", "arn:aws:s3:::b")
+
+
+def test_exception_buckets_are_never_closed():
+    policy = response_function_policy("enforce", False, TARGETS, ("public-site-*", "odd[ab]"))
+    assert not allowed(policy, "s3:PutBucketPublicAccessBlock", "arn:aws:s3:::public-site-www")
+    assert allowed(policy, "s3:PutBucketPublicAccessBlock", "arn:aws:s3:::data")
+    deny = next(s for s in policy["Statement"] if s["Effect"] == "Deny")
+    assert deny["Resource"] == ["arn:aws:s3:::public-site-*"]  # '[ab]' has no IAM equivalent
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    return synth_config(load_config(), tmp_path_factory.mktemp("iam"))
+
+
+def test_deployed_policies_are_least_privilege(synthesized):
+    config = load_config()
+    for account in config.accounts:
+        stack = synthesized[account.name]
+        for role_policy in stack["resource"]["aws_iam_role_policy"].values():
+            policy = json.loads(role_policy["policy"])
+            assert_least_privilege(policy, account.remediation_mode, account.allow_account_remediation)
+        function_policy = next(
+            json.loads(p["policy"])
+            for p in stack["resource"]["aws_iam_role_policy"].values()
+            if p["name"] == "least-privilege"
+        )
+        for call in calls_for(account.remediation_mode, account.allow_account_remediation):
+            granted = [s for s in statements(function_policy) if call.iam_action in s["Action"]]
+            assert granted, call
