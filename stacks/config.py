@@ -257,7 +257,9 @@ SCHEMA: dict[str, Setting] = {
         "CloudWatch retention value",
         "retention of the function's log group",
     ),
-    "function.timeout_seconds": Setting(60, _int_range(3, 900), "3-900", "the function's timeout"),
+    "function.timeout_seconds": Setting(
+        120, _int_range(3, 900), "3-900", "the function's timeout (S3 reads retry with backoff)"
+    ),
 }
 TABLES = ("alerts", "remediation", "exceptions", "trail", "function")
 

@@ -11,8 +11,8 @@ import copy
 
 import pytest
 from dataset_loader import Case, load_cases
-from pattern_engine import InvalidEventPatternException, compile_pattern, matches
 
+from demo.pattern_engine import InvalidEventPatternException, compile_pattern, matches
 from handlers.classify import classify
 from handlers.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope
 

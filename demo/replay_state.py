@@ -1,0 +1,183 @@
+"""Make the API call a CloudTrail record describes, so moto holds the state the record left behind.
+
+Used by the response Lambda tests (and the end-to-end demo): before the handler
+confirms a bucket's exposure, the bucket must really be in the state the event
+created. Failed calls change nothing and are not replayed. Calls the response
+Lambda never reads (access point policies, trails, routine calls) are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from typing import Any
+
+from handlers.acl import GRANT_HEADERS
+from handlers.records import as_list, as_text, bucket_name, deep_get, failed, get_ci, request_parameters
+from handlers.rules.public_access_block import BPA_FLAGS, flag_is_on
+
+_GRANTEE_PAIR = re.compile(r"""\s*([A-Za-z]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^,\s]*))\s*""")
+OBJECT_BODY = b"replayed object"
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
+    """Create ``bucket`` in ``region`` if it does not exist (no BPA, ACLs enabled: the pre-2023 default)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except s3.exceptions.ClientError:
+        pass
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+
+
+def acl_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """The boto3 ACL arguments a request carried: canned ``ACL`` or an ``AccessControlPolicy`` grant list."""
+    kwargs: dict[str, Any] = {}
+    canned = as_text(get_ci(params, "x-amz-acl"))
+    if canned:
+        kwargs["ACL"] = canned
+    # Grant headers become an explicit grant list: moto reads only the first grantee of a header.
+    grants: list[dict[str, Any]] = []
+    for container in (params, get_ci(params, "accessControlList")):
+        for header, permission in GRANT_HEADERS.items():
+            value = as_text(get_ci(container, header))
+            for match in _GRANTEE_PAIR.finditer(value or ""):
+                kind = match.group(1).lower()
+                grantee_value = next((g for g in match.groups()[1:] if g is not None), "")
+                grantee = {
+                    "uri": {"Type": "Group", "URI": grantee_value},
+                    "id": {"Type": "CanonicalUser", "ID": grantee_value},
+                    "emailaddress": {"Type": "AmazonCustomerByEmail", "EmailAddress": grantee_value},
+                }.get(kind)
+                if grantee:
+                    grants.append({"Grantee": grantee, "Permission": permission})
+    acl = deep_get(params, "AccessControlPolicy", "AccessControlList")
+    if isinstance(acl, dict) or grants:
+        for grant in as_list(acl.get("Grant") if isinstance(acl, dict) else None):
+            grantee = grant.get("Grantee") or {}
+            kind = get_ci(grantee, "xsi:type") or ("Group" if get_ci(grantee, "URI") else "CanonicalUser")
+            entry: dict[str, Any] = {"Type": kind}
+            for source, target in (("URI", "URI"), ("ID", "ID"), ("EmailAddress", "EmailAddress")):
+                if get_ci(grantee, source):
+                    entry[target] = get_ci(grantee, source)
+            grants.append({"Grantee": entry, "Permission": as_text(grant.get("Permission")) or "READ"})
+        owner = deep_get(params, "AccessControlPolicy", "Owner", "ID") or "owner"
+        kwargs["AccessControlPolicy"] = {"Grants": grants, "Owner": {"ID": owner}}
+    return kwargs
+
+
+def bpa_config(params: dict[str, Any]) -> dict[str, bool]:
+    """The BPA flags a put recorded (omitted flags are off)."""
+    config = get_ci(params, "PublicAccessBlockConfiguration")
+    if config is None:
+        config = deep_get(params, "PutPublicAccessBlockRequest", "PublicAccessBlockConfiguration")
+    return {flag: flag_is_on(get_ci(config, flag)) for flag in BPA_FLAGS}
+
+
+def replay(record: dict[str, Any], session: Any) -> list[str]:
+    """Apply ``record``'s call through ``session`` (a boto3 session inside moto); return the calls made."""
+    if failed(record):
+        return []
+    name = as_text(record.get("eventName")) or ""
+    region = as_text(record.get("awsRegion")) or "us-east-1"
+    params = request_parameters(record)
+    account = as_text(record.get("recipientAccountId")) or ""
+    s3 = session.client("s3", region_name=region)
+    s3control = session.client("s3control", region_name=region)
+    bucket = bucket_name(record)
+    key = as_text(params.get("key")) or "replayed-key"
+    done: list[str] = []
+
+    if name in ("PutAccountPublicAccessBlock", "DeleteAccountPublicAccessBlock"):
+        if name.startswith("Put"):
+            s3control.put_public_access_block(
+                AccountId=account, PublicAccessBlockConfiguration=bpa_config(params)
+            )
+        else:
+            s3control.delete_public_access_block(AccountId=account)
+        return [name]
+    if not bucket or as_text(record.get("eventSource")) != "s3.amazonaws.com":
+        return []
+    if name == "CreateBucket":
+        acl = acl_kwargs(params)
+        body = acl.pop("AccessControlPolicy", None)  # CreateBucket takes canned ACLs and headers only
+        kwargs: dict[str, Any] = {"Bucket": bucket, **acl}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        ownership = as_text(get_ci(params, "x-amz-object-ownership"))
+        if ownership:
+            kwargs["ObjectOwnership"] = ownership
+        s3.create_bucket(**kwargs)
+        if body:
+            s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=body)
+        return [name]
+    ensure_bucket(s3, bucket, region)
+    done.append("CreateBucket")
+    if name == "PutBucketPolicy":
+        document = get_ci(params, "bucketPolicy")
+        text = document if isinstance(document, str) else json.dumps(document)
+        try:
+            json.loads(text)
+        except ValueError:
+            return done  # a truncated policy: AWS stored the full one, which the record no longer holds
+        s3.put_bucket_policy(Bucket=bucket, Policy=text)
+    elif name == "PutBucketAcl":
+        kwargs = acl_kwargs(params)
+        if not kwargs:
+            return done
+        s3.put_bucket_acl(Bucket=bucket, **kwargs)
+    elif name == "PutBucketPublicAccessBlock":
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=bpa_config(params))
+    elif name == "DeleteBucketPublicAccessBlock":
+        s3.delete_public_access_block(Bucket=bucket)
+    elif name == "PutBucketOwnershipControls":
+        rules = [
+            {"ObjectOwnership": as_text(deep_get(rule, "ObjectOwnership"))}
+            for rule in as_list(get_ci(get_ci(params, "OwnershipControls"), "Rule"))
+            if as_text(deep_get(rule, "ObjectOwnership"))
+        ]
+        if not rules:
+            return done
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": rules})
+    elif name == "PutBucketLogging":
+        enabled = deep_get(get_ci(params, "BucketLoggingStatus"), "LoggingEnabled")
+        target = as_text(get_ci(enabled, "TargetBucket")) if isinstance(enabled, dict) else None
+        if not target:
+            return done
+        ensure_bucket(s3, target, region)
+        grants = acl_kwargs({"AccessControlPolicy": {"AccessControlList": get_ci(enabled, "TargetGrants")}})
+        status = {
+            "LoggingEnabled": {
+                "TargetBucket": target,
+                "TargetPrefix": as_text(get_ci(enabled, "TargetPrefix")) or "",
+                "TargetGrants": grants.get("AccessControlPolicy", {}).get("Grants", []),
+            }
+        }
+        # moto checks the target bucket's log-delivery rights; the handler reads only its guards.
+        with contextlib.suppress(s3.exceptions.ClientError):
+            s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=status)
+    elif name == "DeleteBucketOwnershipControls":
+        s3.delete_bucket_ownership_controls(Bucket=bucket)
+    elif name == "PutObject":
+        s3.put_object(Bucket=bucket, Key=key, Body=OBJECT_BODY, **acl_kwargs(params))
+    elif name == "PutObjectAcl":
+        s3.put_object(Bucket=bucket, Key=key, Body=OBJECT_BODY)
+        kwargs = acl_kwargs(params)
+        if kwargs:
+            s3.put_object_acl(Bucket=bucket, Key=key, **kwargs)
+    elif name == "CopyObject":
+        s3.put_object(Bucket=bucket, Key=f"{key}.source", Body=OBJECT_BODY)
+        s3.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": f"{key}.source"},
+            **acl_kwargs(params),
+        )
+    else:
+        return done
+    done.append(name)
+    return done

@@ -1,0 +1,65 @@
+"""The one place that hands out boto3 clients (the seam tests swap or observe).
+
+Every AWS call of the response Lambda goes through a client from :func:`client`, so
+tests can point it at moto, inject faults, or record each operation to check it
+against the IAM list in :mod:`handlers.permissions`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Bounded timeouts: the Lambda must reach the alert before its own timeout, even when
+# S3 hangs. Standard retry mode retries throttling and transient errors with backoff;
+# three attempts bound one call to about 3 x (2 s connect + 5 s read) plus backoff.
+CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"total_max_attempts": 3, "mode": "standard"},  # first try + two retries
+    max_pool_connections=16,
+)
+
+ClientHook = Callable[[Any], None]
+
+_lock = threading.Lock()
+_session: boto3.session.Session | None = None  # one session: its loader caches the service models
+_clients: dict[tuple[str, str | None], Any] = {}
+_hooks: list[ClientHook] = []
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A cached boto3 client for ``service`` in ``region`` (``None``: the default region)."""
+    key = (service, region)
+    cached = _clients.get(key)
+    if cached is not None:
+        return cached
+    # Creation is not thread-safe in boto3 (shared session state); calls on a client are.
+    global _session
+    with _lock:
+        cached = _clients.get(key)
+        if cached is None:
+            if _session is None:
+                _session = boto3.session.Session()
+            cached = _session.client(service, region_name=region, config=CLIENT_CONFIG)
+            for hook in _hooks:
+                hook(cached)
+            _clients[key] = cached
+    return cached
+
+
+def add_client_hook(hook: ClientHook) -> None:
+    """Call ``hook(client)`` on every client created from now on (tests: observers, fault injection)."""
+    with _lock:
+        _hooks.append(hook)
+
+
+def reset_clients() -> None:
+    """Forget cached clients and hooks (the session and its model cache stay), e.g. between tests."""
+    with _lock:
+        _clients.clear()
+        _hooks.clear()

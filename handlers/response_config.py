@@ -1,0 +1,127 @@
+"""Settings of the response Lambda, read from its environment variables.
+
+The infrastructure passes exactly these variables. A missing or invalid required
+setting raises :class:`ConfigError` naming the variable, at the first invocation,
+so the event lands in the dead-letter queue instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from handlers.permissions import MODES
+
+DEFAULT_APPROVAL_TAG = "public-access-approved-until"
+DEFAULT_SENSITIVE_TAG = "data-classification"
+DEFAULT_SENSITIVE_VALUES = ("confidential", "restricted", "sensitive")
+PRODUCTION_NAMES = frozenset({"production", "prod"})
+
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the response Lambda is configured with."""
+
+    alert_topic_arn: str
+    remediation_mode: str  # off | dry-run | enforce
+    allow_account_remediation: bool
+    environment: str
+    account_name: str
+    expected_account_id: str
+    exception_buckets: tuple[str, ...]  # names or fnmatch globs
+    approval_tag: str
+    sensitive_tag: str
+    sensitive_tag_values: frozenset[str]
+    idempotency_table: str
+    log_level: str
+
+    @property
+    def production(self) -> bool:
+        """Whether this stack watches a production account."""
+        return self.environment.strip().lower() in PRODUCTION_NAMES
+
+    @property
+    def topic_region(self) -> str:
+        """The region of the alert topic, from its ARN."""
+        return self.alert_topic_arn.split(":")[3]
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read and validate the settings; :class:`ConfigError` names the first bad variable."""
+    topic = _required(environ, "ALERT_TOPIC_ARN")
+    if not _TOPIC_ARN.match(topic):
+        raise ConfigError(f"ALERT_TOPIC_ARN: expected an SNS topic ARN, got {topic!r}")
+    account = _required(environ, "EXPECTED_ACCOUNT_ID")
+    if not _ACCOUNT_ID.match(account):
+        raise ConfigError(f"EXPECTED_ACCOUNT_ID: expected 12 digits, got {account!r}")
+    table = _required(environ, "IDEMPOTENCY_TABLE")
+    if not _TABLE_NAME.match(table):
+        raise ConfigError(f"IDEMPOTENCY_TABLE: expected a DynamoDB table name, got {table!r}")
+    mode = environ.get("REMEDIATION_MODE", "").strip().lower() or "off"
+    if mode not in MODES:
+        raise ConfigError(f"REMEDIATION_MODE: expected one of {', '.join(MODES)}, got {mode!r}")
+    log_level = environ.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(sorted(_LOG_LEVELS))}, got {log_level!r}")
+    sensitive_values = environ.get("SENSITIVE_TAG_VALUES", "").strip()
+    values = (
+        frozenset(v.strip().lower() for v in sensitive_values.split(",") if v.strip())
+        if sensitive_values
+        else frozenset(DEFAULT_SENSITIVE_VALUES)
+    )
+    return Settings(
+        alert_topic_arn=topic,
+        remediation_mode=mode,
+        allow_account_remediation=_boolean(environ, "ALLOW_ACCOUNT_REMEDIATION"),
+        environment=environ.get("ENVIRONMENT", "").strip() or "unspecified",
+        account_name=environ.get("ACCOUNT_NAME", "").strip() or account,
+        expected_account_id=account,
+        exception_buckets=_bucket_globs(environ),
+        approval_tag=environ.get("APPROVAL_TAG", "").strip() or DEFAULT_APPROVAL_TAG,
+        sensitive_tag=environ.get("SENSITIVE_TAG", "").strip() or DEFAULT_SENSITIVE_TAG,
+        sensitive_tag_values=values,
+        idempotency_table=table,
+        log_level=log_level,
+    )
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name}: required environment variable is missing or empty")
+    return value
+
+
+def _boolean(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise ConfigError(f'{name}: expected "true" or "false", got {raw!r}')
+
+
+def _bucket_globs(environ: Mapping[str, str]) -> tuple[str, ...]:
+    raw = environ.get("EXCEPTION_BUCKETS", "").strip()
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"EXCEPTION_BUCKETS: expected a JSON list of bucket names or globs ({exc})"
+        ) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"EXCEPTION_BUCKETS: expected a JSON list of non-empty strings, got {raw!r}")
+    return tuple(v.strip() for v in value)
