@@ -12,8 +12,9 @@ from typing import Any
 
 from handlers.finding import Finding
 from handlers.records import Record, as_text
-from handlers.rules import REGISTRY, WATCHED_EVENT_NAMES
+from handlers.rules import RULES_BY_EVENT, WATCHED_EVENT_NAMES
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENTBRIDGE_DETAIL_TYPE = "AWS API Call via CloudTrail"
 
@@ -35,28 +36,32 @@ def is_watched(record: Record) -> bool:
     return as_text(record.get("eventName")) in WATCHED_EVENT_NAMES
 
 
-def classify(event: Any) -> list[Finding]:
-    """All findings for one record; empty when the call exposes nothing."""
+def classify(event: Any, context: DetectorContext | None = None) -> list[Finding]:
+    """All findings for one record; empty when the call exposes nothing.
+
+    ``context`` names the detector's own trail, log bucket and keys; without it the rules
+    that need it (tampering with those resources) find nothing.
+    """
     record = unwrap(event)
     if record is None:
         return []
     source = as_text(record.get("eventSource")) or ""
     name = as_text(record.get("eventName")) or ""
-    rule = REGISTRY.get((source, name))
-    if rule is None:
-        return []
-    try:
-        return rule(record)
-    except Exception as exc:  # a rule bug or a shape nobody foresaw must not lose the event
-        log.exception("rule for %s failed on event %s", name, record.get("eventID"))
-        return [
-            make_finding(
-                record,
-                verdict="undetermined",
-                kind="unknown",
-                route="public-body",
-                variant="unknown",
-                reasons=[f"the {name} record could not be analysed ({type(exc).__name__}: {exc})"],
-                bucket=None,
+    findings: list[Finding] = []
+    for module in RULES_BY_EVENT.get((source, name), ()):
+        try:
+            findings.extend(module.classify(record, context or NO_CONTEXT))
+        except Exception as exc:  # a rule bug or a shape nobody foresaw must not lose the event
+            log.exception("rule %s for %s failed on event %s", module.__name__, name, record.get("eventID"))
+            findings.append(
+                make_finding(
+                    record,
+                    verdict="undetermined",
+                    kind="unknown",
+                    route=getattr(module, "ROUTE", "public-body"),
+                    variant="unknown",
+                    reasons=[f"the {name} record could not be analysed ({type(exc).__name__}: {exc})"],
+                    bucket=None,
+                )
             )
-        ]
+    return findings

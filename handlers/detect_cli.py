@@ -50,6 +50,7 @@ from handlers.cloudtrail_files import (
 from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched
 from handlers.records import as_text
 from handlers.rules import WATCHED_EVENT_NAMES
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 VERDICTS = ("public", "weakening", "attempt", "undetermined", "tamper")
 
@@ -94,7 +95,7 @@ def _last_non_ws(data: bytes) -> bytes:
     return data[end - 1 : end]
 
 
-def _classify_all(report: FileReport, values: Iterator[object]) -> None:
+def _classify_all(report: FileReport, values: Iterator[object], context: DetectorContext) -> None:
     for record in iter_records(values):
         inner = unwrap(record)
         # A record names its call; other values (numbers, manifests, ...) are counted, not classified.
@@ -104,13 +105,19 @@ def _classify_all(report: FileReport, values: Iterator[object]) -> None:
         report.records += 1
         if as_text(inner.get("eventName")) in WATCHED_EVENT_NAMES:
             report.watched += 1
-        for finding in classify(record):
+        for finding in classify(record, context):
             report.findings.append(json.dumps(finding, separators=(",", ":")))
             report.verdicts[finding["verdict"]] += 1
 
 
-def scan_file(path: str, strict: bool = False, limit: int = IN_MEMORY_LIMIT) -> FileReport:
-    """Read one file and classify every record in it that can matter; never raises on bad input."""
+def scan_file(
+    path: str, strict: bool = False, limit: int = IN_MEMORY_LIMIT, context: DetectorContext = NO_CONTEXT
+) -> FileReport:
+    """Read one file and classify every record in it that can matter; never raises on bad input.
+
+    ``context`` names the detector's trail, bucket and keys (``--trail-*``), so tampering with
+    them is reported too.
+    """
     report = FileReport(path)
     try:
         data = read_bounded(path, limit)
@@ -147,7 +154,7 @@ def scan_file(path: str, strict: bool = False, limit: int = IN_MEMORY_LIMIT) -> 
         buffer = text_buffer_for(path, data)
         problems = ParseProblems()
         try:
-            _classify_all(report, iter_json_values(buffer, problems))
+            _classify_all(report, iter_json_values(buffer, problems), context)
         finally:
             buffer.close()
         report.errors.extend(problems.errors)
@@ -158,9 +165,11 @@ def scan_file(path: str, strict: bool = False, limit: int = IN_MEMORY_LIMIT) -> 
     return report
 
 
-def scan_files(files: Sequence[str], jobs: int, strict: bool) -> Iterator[FileReport]:
+def scan_files(
+    files: Sequence[str], jobs: int, strict: bool, context: DetectorContext = NO_CONTEXT
+) -> Iterator[FileReport]:
     """Reports for ``files`` in the same order, read by up to ``jobs`` worker processes."""
-    scan = partial(scan_file, strict=strict)
+    scan = partial(scan_file, strict=strict, context=context)
     if jobs <= 1 or len(files) <= 1:
         yield from map(scan, files)
         return
@@ -235,6 +244,15 @@ def _parser() -> argparse.ArgumentParser:
         help="parse every file in full instead of skipping files that cannot hold a watched event; "
         "slower, but reports any malformed JSON",
     )
+    trail = parser.add_argument_group(
+        "detector context", "name the detector's own trail, log bucket and keys to report tampering with them"
+    )
+    trail.add_argument("--trail-name", metavar="NAME", help="the detector's trail (name or ARN)")
+    trail.add_argument("--trail-bucket", metavar="BUCKET", help="the bucket the detector's trail writes to")
+    trail.add_argument("--trail-key", metavar="KEY_ARN", help="the KMS key ARN encrypting the trail's logs")
+    trail.add_argument(
+        "--detector-key", metavar="KEY_ARN", help="the detector's own KMS key ARN (topic, queues, logs)"
+    )
     return parser
 
 
@@ -253,8 +271,14 @@ def main(
     for message in walk.errors:
         print(f"detect: error: {message}", file=err)
     summary = Summary(ignored_files=walk.ignored)
+    context = DetectorContext(
+        trail_name=args.trail_name,
+        trail_bucket=args.trail_bucket,
+        trail_key_arn=args.trail_key,
+        detector_key_arn=args.detector_key,
+    )
     try:
-        for report in scan_files(walk.files, args.jobs, args.strict):
+        for report in scan_files(walk.files, args.jobs, args.strict, context):
             for line in report.findings:
                 out.write(line + "\n")
             for message in report.warnings:

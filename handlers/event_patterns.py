@@ -16,6 +16,9 @@ Design choices:
 - Values differ between event versions (``"x-amz-acl": ["public-read"]`` in 1.05,
   a string later); EventBridge matches either, since a list matches if any item does.
 - Every pattern stays under EventBridge's default 2,048-character limit (tested).
+- The trail-tamper rule is the one pattern that depends on the account: besides any
+  trail being stopped, deleted or narrowed (static), it matches calls on the detector's
+  own trail bucket and keys (:func:`trail_tamper_pattern`, :func:`rules_for`).
 
 No AWS or cdktf import: the stack, the tests and the Lambda-side replay all read this.
 """
@@ -23,11 +26,14 @@ No AWS or cdktf import: the stack, the tests and the Lambda-side replay all read
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from handlers.finding import Route
+from handlers.rules import trail_bucket, trail_key
+from handlers.rules.detector_context import DetectorContext, key_id_of
 
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 MAX_PATTERN_CHARS = 2048  # EventBridge's default limit on an event pattern
@@ -36,6 +42,7 @@ MAX_PATTERN_CHARS = 2048  # EventBridge's default limit on an event pattern
 EVENTBRIDGE_SOURCES: dict[str, str] = {
     "s3.amazonaws.com": "aws.s3",
     "cloudtrail.amazonaws.com": "aws.cloudtrail",
+    "kms.amazonaws.com": "aws.kms",
 }
 
 # Only AllUsers and AuthenticatedUsers live under groups/global/ (LogDelivery is groups/s3/).
@@ -182,6 +189,43 @@ TRAIL_TAMPER: dict[str, Any] = {
 }
 
 
+def trail_tamper_pattern(context: DetectorContext, key_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """The trail-tamper pattern for one deployment: :data:`TRAIL_TAMPER` plus the detector's resources.
+
+    Adds the calls ``handlers.rules.trail_bucket`` reads on the context's trail bucket and
+    those ``handlers.rules.trail_key`` reads on its keys. A request names a key by id or ARN
+    and the record's ``resources`` carry the ARN, so both are matched. ``key_ids`` overrides
+    the ids taken from the ARNs (the stack passes Terraform expressions when the ARN is not
+    known at synth). Without bucket or keys the pattern is :data:`TRAIL_TAMPER` itself.
+    """
+    arns = list(context.key_arns)
+    ids = list(key_ids) if key_ids is not None else [key_id_of(arn) for arn in arns]
+    alternatives: list[dict[str, Any]] = []
+    if context.trail_bucket:
+        alternatives.append(
+            {
+                "eventSource": [trail_bucket.EVENT_SOURCE],
+                "eventName": list(trail_bucket.EVENT_NAMES),
+                "requestParameters": {"bucketName": [context.trail_bucket]},
+            }
+        )
+    if arns:
+        kms = {"eventSource": [trail_key.EVENT_SOURCE], "eventName": list(trail_key.EVENT_NAMES)}
+        alternatives.append({**kms, "resources": {"ARN": arns}})
+        alternatives.append({**kms, "requestParameters": {"keyId": list(dict.fromkeys(arns + ids))}})
+    if not alternatives:
+        return TRAIL_TAMPER
+    return {
+        "source": [
+            *TRAIL_TAMPER["source"],
+            *([EVENTBRIDGE_SOURCES[trail_bucket.EVENT_SOURCE]] if context.trail_bucket else []),
+            *([EVENTBRIDGE_SOURCES[trail_key.EVENT_SOURCE]] if arns else []),
+        ],
+        "detail-type": [DETAIL_TYPE],
+        "detail": {"$or": [TRAIL_TAMPER["detail"], *alternatives]},
+    }
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """One EventBridge rule: its route (also its name suffix), what it is for, and its pattern."""
@@ -212,6 +256,21 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec("trail-tamper", "CloudTrail stopped, deleted or narrowed", TRAIL_TAMPER),
 )
 RULES_BY_ROUTE: dict[str, RuleSpec] = {rule.route: rule for rule in RULES}
+
+
+def rules_for(context: DetectorContext, key_ids: Sequence[str] | None = None) -> tuple[RuleSpec, ...]:
+    """The rules one deployment gets: :data:`RULES` with the trail-tamper pattern for ``context``."""
+    pattern = trail_tamper_pattern(context, key_ids)
+    return tuple(
+        replace(
+            rule,
+            pattern=pattern,
+            description="CloudTrail stopped, deleted or narrowed; the detector's trail bucket or key altered",
+        )
+        if rule.route == "trail-tamper" and pattern is not TRAIL_TAMPER
+        else rule
+        for rule in RULES
+    )
 
 
 def pattern_json(pattern: dict[str, Any]) -> str:

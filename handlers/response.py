@@ -108,7 +108,7 @@ def respond(
 ) -> ResponseSummary:
     """Handle one event end to end; raises :class:`AlertNotPublished` if an alert could not go out."""
     record = unwrap(event) or {}
-    findings = classify(event)
+    findings = classify(event, settings.detector)
     event_id = record.get("eventID") if isinstance(record.get("eventID"), str) else None
     if not findings:
         log_decision("ignored", eventID=event_id, eventName=record.get("eventName"), reason="exposes nothing")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from handlers.permissions import MODES
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_environment
 
 DEFAULT_APPROVAL_TAG = "public-access-approved-until"
 DEFAULT_SENSITIVE_TAG = "data-classification"
@@ -45,6 +46,9 @@ class Settings:
     sensitive_tag_values: frozenset[str]
     idempotency_table: str
     log_level: str
+    # The detector's own trail, log bucket and keys (TRAIL_NAME, TRAIL_BUCKET, TRAIL_KMS_KEY_ARN,
+    # DETECTOR_KMS_KEY_ARN), so tampering with them is recognised; all optional.
+    detector: DetectorContext = NO_CONTEXT
 
     @property
     def production(self) -> bool:
@@ -93,7 +97,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sensitive_tag_values=values,
         idempotency_table=table,
         log_level=log_level,
+        detector=_detector_context(environ),
     )
+
+
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
+
+
+def _detector_context(environ: Mapping[str, str]) -> DetectorContext:
+    context = from_environment(environ)
+    for name, value in (
+        ("TRAIL_KMS_KEY_ARN", context.trail_key_arn),
+        ("DETECTOR_KMS_KEY_ARN", context.detector_key_arn),
+    ):
+        # A key id or alias here would never match a record's key ARN: fail loudly instead.
+        if value and not _KEY_ARN.match(value):
+            raise ConfigError(f"{name}: expected a KMS key ARN (arn:aws:kms:...:key/<id>), got {value!r}")
+    return context
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:

@@ -62,6 +62,8 @@ class DetectorStack(TerraformStack):
             function_name=response.function.function_name,
             dead_letter_queue_arn=dead_letters.queue.arn,
             dead_letter_queue_url=dead_letters.queue.url,
+            kms_key_arn=key_arn,
+            kms_key_id=key.key.key_id,
         )
         TerraformOutput(self, "alert_topic_arn", value=alerting.topic.arn)
         TerraformOutput(self, "response_function_name", value=response.function.function_name)

@@ -31,6 +31,7 @@ from stacks.bindings import (
 from stacks.config import AccountConfig
 from stacks.iam_policy import PolicyTargets, lambda_assume_role_policy, response_function_policy
 from stacks.packaging import build_handler_zip
+from stacks.rules import detector_context
 from stacks.scan_exceptions import accept_findings
 
 RUNTIME = "python3.12"
@@ -44,9 +45,16 @@ def function_name(account: AccountConfig) -> str:
     return f"{account.name}-s3-exposure-response"
 
 
-def environment_variables(account: AccountConfig, topic_arn: str, table_name: str) -> dict[str, str]:
-    """Everything the function reads from its environment (all strings)."""
+def environment_variables(
+    account: AccountConfig, topic_arn: str, table_name: str, kms_key_arn: str | None = None
+) -> dict[str, str]:
+    """Everything the function reads from its environment (all strings).
+
+    ``kms_key_arn`` is the stack's key; with the trail's name and bucket it lets the function
+    recognise tampering with the detector's own trail (TRAIL_* and DETECTOR_KMS_KEY_ARN).
+    """
     return {
+        **detector_context(account, kms_key_arn).to_environment(),
         "ALERT_TOPIC_ARN": topic_arn,
         "REMEDIATION_MODE": account.remediation_mode,
         "ALLOW_ACCOUNT_REMEDIATION": "true" if account.allow_account_remediation else "false",
@@ -142,7 +150,7 @@ class ResponseFunction(Construct):
             reserved_concurrent_executions=account.reserved_concurrency,
             kms_key_arn=kms_key_arn,
             environment=LambdaFunctionEnvironment(
-                variables=environment_variables(account, topic_arn, self.table.name)
+                variables=environment_variables(account, topic_arn, self.table.name, kms_key_arn)
             ),
             dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=dead_letter_queue_arn),
             logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=self.log_group.name),

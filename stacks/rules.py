@@ -2,14 +2,22 @@
 
 EventBridge rules are regional and S3 events arrive in the bucket's region. The home
 region's rules invoke the function; every other watched region gets the same rules with
-the home region's default event bus as target, where the home rules match them again.
+the home region's default event bus as target, where the home rules match them again
+(a forwarded event keeps its source, detail-type, detail and original ``region``).
+One function and one topic therefore serve every region.
+
+A forwarding target retries for EventBridge's maximum (24 hours, 185 attempts) and then
+dead-letters into a queue in its own region (EventBridge requires the dead-letter queue in
+the rule's region). Those queues use SQS-managed encryption because the stack's KMS key
+lives in the home region only.
 """
 
 from __future__ import annotations
 
 import json
 
-from handlers.event_patterns import RULES, RuleSpec
+from handlers.event_patterns import RuleSpec, rules_for
+from handlers.rules.detector_context import DetectorContext, key_id_of
 from stacks.bindings import (
     AwsProvider,
     CloudwatchEventRule,
@@ -20,16 +28,55 @@ from stacks.bindings import (
     IamRole,
     IamRolePolicy,
     LambdaPermission,
+    SqsQueue,
     SqsQueuePolicy,
 )
 from stacks.config import AccountConfig
+from stacks.trail import log_bucket_name, trail_name
 
 MAX_EVENT_AGE_SECONDS = 24 * 3600  # EventBridge's maximum: keep retrying through an outage
 MAX_RETRY_ATTEMPTS = 185  # EventBridge's maximum
 
 
+FORWARD_DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum
+
+
 def rule_name(account: AccountConfig, rule: RuleSpec) -> str:
     return f"{account.name}-s3-exposure-{rule.route}"
+
+
+def forwarder_role_name(account: AccountConfig) -> str:
+    return f"{account.name}-s3-exposure-forwarder"
+
+
+def forward_dead_letter_queue_name(account: AccountConfig) -> str:
+    return f"{account.name}-detector-forward-dead-letters"
+
+
+def home_bus_arn(account: AccountConfig) -> str:
+    """The home region's default event bus, where every other region's rules forward."""
+    return f"arn:{account.partition}:events:{account.home_region}:{account.account_id}:event-bus/default"
+
+
+def detector_context(account: AccountConfig, kms_key_arn: str | None) -> DetectorContext:
+    """What the detector must recognise as its own: its trail, the trail's log bucket, its keys.
+
+    ``kms_key_arn`` is the stack's key (it encrypts the trail too when ``trail.kms_encryption``).
+    With ``trail.create = false`` only the key is known: the existing trail is not ours to name.
+    """
+    if not account.create_trail:
+        return DetectorContext(detector_key_arn=kms_key_arn)
+    return DetectorContext(
+        trail_name=trail_name(account),
+        trail_bucket=log_bucket_name(account),
+        trail_key_arn=kms_key_arn if account.trail_kms_encryption else None,
+        detector_key_arn=kms_key_arn,
+    )
+
+
+def key_ids(context: DetectorContext, stack_key_id: str | None = None) -> list[str]:
+    """The key ids of the context's keys; the stack key's id token where its ARN is not known at synth."""
+    return [key_id_of(arn) if arn.startswith("arn:") else (stack_key_id or arn) for arn in context.key_arns]
 
 
 def _retry_policy() -> CloudwatchEventTargetRetryPolicy:
@@ -52,10 +99,14 @@ class ExposureRules(Construct):
         function_name: str,
         dead_letter_queue_arn: str,
         dead_letter_queue_url: str,
+        kms_key_arn: str | None = None,
+        kms_key_id: str | None = None,
     ) -> None:
         super().__init__(scope, id)
+        context = detector_context(account, kms_key_arn)
+        self.rules = rules_for(context, key_ids(context, kms_key_id))
         rule_arns = []
-        for rule in RULES:
+        for rule in self.rules:
             event_rule = CloudwatchEventRule(
                 self,
                 f"{rule.route}-rule",
@@ -107,12 +158,13 @@ class ExposureRules(Construct):
             self._forward(account, providers, other_regions)
 
     def _forward(self, account: AccountConfig, providers: dict[str, AwsProvider], regions: list[str]) -> None:
-        p, acct = account.partition, account.account_id
-        home_bus = f"arn:{p}:events:{account.home_region}:{acct}:event-bus/default"
+        acct = account.account_id
+        home_bus = home_bus_arn(account)
+        # IAM is global: one role serves every region's forwarding targets.
         role = IamRole(
             self,
             "forwarder-role",
-            name=f"{account.name}-s3-exposure-forwarder",
+            name=forwarder_role_name(account),
             description="Lets EventBridge forward S3 exposure events to the home region's bus",
             assume_role_policy=json.dumps(
                 {
@@ -148,22 +200,55 @@ class ExposureRules(Construct):
             ),
         )
         for region in regions:
-            for rule in RULES:
+            provider = providers[region]
+            queue = SqsQueue(
+                self,
+                f"{region}-forward-dead-letters",
+                provider=provider,
+                name=forward_dead_letter_queue_name(account),
+                sqs_managed_sse_enabled=True,
+                message_retention_seconds=FORWARD_DEAD_LETTER_RETENTION_SECONDS,
+            )
+            rule_arns = []
+            for rule in self.rules:
                 event_rule = CloudwatchEventRule(
                     self,
                     f"{region}-{rule.route}-rule",
-                    provider=providers[region],
+                    provider=provider,
                     name=rule_name(account, rule),
                     description=f"{rule.description} (forwarded to {account.home_region})",
                     event_pattern=rule.pattern_json(),
                 )
+                rule_arns.append(event_rule.arn)
                 CloudwatchEventTarget(
                     self,
                     f"{region}-{rule.route}-target",
-                    provider=providers[region],
+                    provider=provider,
                     rule=event_rule.name,
                     target_id="home-region-bus",
                     arn=home_bus,
                     role_arn=role.arn,
                     retry_policy=_retry_policy(),
+                    dead_letter_config=CloudwatchEventTargetDeadLetterConfig(arn=queue.arn),
                 )
+            SqsQueuePolicy(
+                self,
+                f"{region}-forward-dead-letters-policy",
+                provider=provider,
+                queue_url=queue.url,
+                policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "ForwardingRulesDeadLetterUndeliveredEvents",
+                                "Effect": "Allow",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": queue.arn,
+                                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+                            }
+                        ],
+                    }
+                ),
+            )

@@ -1,8 +1,9 @@
 """Load the labelled CloudTrail dataset under ``dataset/`` (one JSON file per case).
 
-Each file holds ``description``, ``provenance``, ``expect`` and a full CloudTrail
-``record``; the directory names the rule module that reads the record (or
-``routine`` for calls no rule reads). A malformed case file raises
+Each file holds ``description``, ``provenance``, ``expect``, a full CloudTrail
+``record`` and, optionally, a ``context``: the detector's own trail, bucket and keys the
+case is labelled under (:mod:`handlers.rules.detector_context`). The directory names the
+rule module that reads the record (or ``routine`` for calls no rule reads). A malformed case file raises
 :class:`DatasetError` naming the file and the field, so a typo fails loudly instead
 of silently dropping a case.
 """
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_mapping
 
 DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
 
@@ -47,6 +50,7 @@ class Case:
     provenance: str
     expect: dict[str, Any]
     record: dict[str, Any]
+    detector: DetectorContext = NO_CONTEXT  # from the optional top-level "context"
 
     @property
     def rule(self) -> str:
@@ -103,11 +107,15 @@ def parse_case(path: Path, root: Path = DATASET_DIR) -> Case:
     for key in REQUIRED_RECORD_KEYS:
         if not isinstance(record.get(key), str) or not record[key]:
             raise _fail(path, f"record.{key} must be a non-empty string")
+    try:
+        detector = from_mapping(doc.get("context"))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _fail(path, f"'context': {exc}") from None
     relative = path.relative_to(root)
     if len(relative.parts) != 2:
         raise _fail(path, "case files live exactly one directory deep: dataset/<rule>/<slug>.json")
     case_id = f"{relative.parts[0]}/{path.stem}"
-    return Case(case_id, path, doc["description"], doc["provenance"], expect, record)
+    return Case(case_id, path, doc["description"], doc["provenance"], expect, record, detector)
 
 
 def load_cases_from(root: Path) -> list[Case]:

@@ -41,7 +41,7 @@ def envelope(record: dict) -> dict:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_verdict_matches_label(case: Case) -> None:
-    findings = classify(copy.deepcopy(case.record))
+    findings = classify(copy.deepcopy(case.record), case.detector)
     expect = case.expect
     if expect["verdict"] == "none":
         assert findings == [], f"{case.id}: expected no finding ({case.description})"
@@ -62,7 +62,7 @@ def test_verdict_matches_label(case: Case) -> None:
 )
 def test_finding_fields_copied_from_record(case: Case) -> None:
     record = case.record
-    (finding,) = classify(copy.deepcopy(record))
+    (finding,) = classify(copy.deepcopy(record), case.detector)
     assert finding["eventID"] == record["eventID"]
     assert finding["eventName"] == record["eventName"]
     assert finding["eventTime"] == record["eventTime"]
@@ -95,7 +95,7 @@ def test_finding_fields_copied_from_record(case: Case) -> None:
     "case", [c for c in CASES if c.verdict != "none"], ids=[c.id for c in CASES if c.verdict != "none"]
 )
 def test_severity_follows_verdict(case: Case) -> None:
-    (finding,) = classify(copy.deepcopy(case.record))
+    (finding,) = classify(copy.deepcopy(case.record), case.detector)
     severity = finding["severity"]
     if finding["verdict"] == "attempt":
         assert severity == "low"
@@ -109,13 +109,15 @@ def test_severity_follows_verdict(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_eventbridge_envelope_gives_the_same_result(case: Case) -> None:
-    assert classify(envelope(copy.deepcopy(case.record))) == classify(copy.deepcopy(case.record))
+    assert classify(envelope(copy.deepcopy(case.record)), case.detector) == classify(
+        copy.deepcopy(case.record), case.detector
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_classify_does_not_mutate_the_record(case: Case) -> None:
     record = copy.deepcopy(case.record)
-    classify(record)
+    classify(record, case.detector)
     assert record == case.record
 
 

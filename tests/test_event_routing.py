@@ -1,20 +1,30 @@
 """Routing invariant: every record the detector must see matches the deployed rule for its route.
 
 The patterns come from ``handlers/event_patterns.py`` (what the stack deploys); matching
-uses LocalStack's EventBridge engine (``tests/pattern_engine.py``) on each dataset record
-wrapped in the EventBridge envelope CloudTrail produces.
+uses LocalStack's EventBridge engine (``demo/pattern_engine.py``) on each dataset record
+wrapped in the EventBridge envelope CloudTrail produces. A case with a ``context`` (the
+detector's own trail, bucket and keys) is matched against the rules deployed for that
+context (:func:`handlers.event_patterns.rules_for`) and classified with it.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from dataset_loader import Case, load_cases
 
 from demo.pattern_engine import InvalidEventPatternException, compile_pattern, matches
 from handlers.classify import classify
-from handlers.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope
+from handlers.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope, rules_for
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_mapping
+
+
+def case_context(case: Case) -> DetectorContext:
+    """The detector context a case is labelled under (its optional top-level ``context``)."""
+    return from_mapping(json.loads(case.path.read_text(encoding="utf-8")).get("context"))
+
 
 ROUTED_VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper"}
 CASES = load_cases()
@@ -22,10 +32,10 @@ MUST_ROUTE = [case for case in CASES if case.verdict in ROUTED_VERDICTS]
 NEGATIVES = [case for case in CASES if case.verdict == "none"]
 
 
-def routes_matching(record: dict) -> list[str]:
-    """The routes whose rule matches ``record`` once wrapped as an EventBridge event."""
+def routes_matching(record: dict, context: DetectorContext = NO_CONTEXT) -> list[str]:
+    """The routes whose rule (as deployed for ``context``) matches ``record`` wrapped as an event."""
     event = envelope(record)
-    return [rule.route for rule in RULES if matches(rule.pattern_json(), event)]
+    return [rule.route for rule in rules_for(context) if matches(rule.pattern_json(), event)]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.route)
@@ -61,7 +71,7 @@ def test_dataset_has_cases_for_every_route():
 
 @pytest.mark.parametrize("case", MUST_ROUTE, ids=lambda case: case.id)
 def test_every_detectable_record_matches_its_rule(case: Case):
-    matched = routes_matching(case.record)
+    matched = routes_matching(case.record, case_context(case))
     route = case.expect.get("route")
     if route:
         assert route in matched, f"{case.id} ({case.verdict}) should match rule {route}; matched {matched}"
@@ -73,13 +83,14 @@ def test_every_detectable_record_matches_its_rule(case: Case):
 def test_every_classifier_finding_is_routed_by_its_rule(case: Case):
     # Ties the classifier to the patterns whatever the labels say: a finding the rules
     # would never deliver is a finding the deployed detector never makes.
-    matched = routes_matching(case.record)
-    for finding in classify(copy.deepcopy(case.record)):
+    context = case_context(case)
+    matched = routes_matching(case.record, context)
+    for finding in classify(copy.deepcopy(case.record), context):
         assert finding["route"] in matched, f"{case.id}: finding routed {finding['route']}, rules {matched}"
 
 
 def test_routine_calls_mostly_do_not_match():
-    routed = {case.id: routes_matching(case.record) for case in NEGATIVES}
+    routed = {case.id: routes_matching(case.record, case_context(case)) for case in NEGATIVES}
     hits = {case_id: routes for case_id, routes in routed.items() if routes}
     routine = [case for case in NEGATIVES if case.rule == "routine"]
     routine_hits = [case.id for case in routine if case.id in hits]

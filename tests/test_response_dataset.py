@@ -58,7 +58,7 @@ def test_dataset_event_through_handler(case: Any, mode: str, monkeypatch: pytest
     record = copy.deepcopy(case.record)
     account = account_id(record) or "111122223333"
     region = as_text(record.get("awsRegion")) or "us-east-1"
-    findings = classify(record)
+    findings = classify(record, case.detector)
     with world_for(monkeypatch, account, region) as world:
         world.replay(record)
         if record["eventName"] == "PutBucketPolicy" and not record.get("errorCode"):
@@ -68,7 +68,7 @@ def test_dataset_event_through_handler(case: Any, mode: str, monkeypatch: pytest
         bucket = findings[0]["bucket"] if findings else None
         bpa_before = world.bucket_bpa(bucket) if bucket else None
         account_before = world.account_bpa()
-        world.configure(REMEDIATION_MODE=mode)
+        world.configure(REMEDIATION_MODE=mode, **case.detector.to_environment())
         world.calls.clear()
 
         summary = world.invoke(record)

@@ -125,7 +125,18 @@ def test_log_bucket_policy_is_tls_only_and_scoped_to_the_trail(stacks):
 def test_home_region_rules_use_the_shared_patterns(stacks):
     stack = stacks["security-prod"]
     home_rules = [r for r in resources(stack, "aws_cloudwatch_event_rule") if "provider" not in r]
-    assert sorted(r["event_pattern"] for r in home_rules) == sorted(rule.pattern_json() for rule in RULES)
+    # Every pattern is the shared one except trail-tamper, which adds this account's trail bucket.
+    static = sorted(rule.pattern_json() for rule in RULES if rule.route != "trail-tamper")
+    assert sorted(r["event_pattern"] for r in home_rules if not r["name"].endswith("trail-tamper")) == static
+    (tamper,) = [json.loads(r["event_pattern"]) for r in home_rules if r["name"].endswith("trail-tamper")]
+    alternatives = tamper["detail"]["$or"]
+    assert {"bucketName": ["security-prod-trail-logs-111111111111"]} in [
+        a.get("requestParameters") for a in alternatives
+    ]
+    # With an existing trail, nothing of it is known: the sandbox's bucket part is absent.
+    sandbox = [r for r in resources(stacks["sandbox"], "aws_cloudwatch_event_rule") if "provider" not in r]
+    (sandbox_tamper,) = [r for r in sandbox if r["name"].endswith("trail-tamper")]
+    assert '"bucketName"' not in sandbox_tamper["event_pattern"]
 
 
 def test_rule_targets_retry_and_dead_letter(stacks):
@@ -160,10 +171,13 @@ def test_other_watched_regions_forward_to_the_home_bus(stacks):
 
 def test_dead_letter_queue_is_encrypted_and_only_the_rules_may_send(stacks):
     stack = stacks["security-prod"]
-    queue = one(stack, "aws_sqs_queue")
+    # The home region's queue; each forwarding region has its own (tests/test_multi_region.py).
+    (queue,) = [q for q in resources(stack, "aws_sqs_queue") if q["name"].endswith("-detector-dead-letters")]
     assert queue["kms_master_key_id"].startswith("${aws_kms_key.")
     assert queue["message_retention_seconds"] == 14 * 24 * 3600
-    policy = json.loads(one(stack, "aws_sqs_queue_policy")["policy"])
+    home_policies = [p for p in resources(stack, "aws_sqs_queue_policy") if "provider" not in p]
+    (home_policy,) = home_policies
+    policy = json.loads(home_policy["policy"])
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert len(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == len(RULES)

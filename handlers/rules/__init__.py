@@ -1,7 +1,10 @@
 """The rule registry: one module per exposure path, each declaring the events it reads.
 
 Adding a path means adding a module here with ``EVENT_SOURCE``, ``EVENT_NAMES`` and
-``classify`` plus its labelled events under ``dataset/``; nothing else changes.
+``classify(record, context)`` plus its labelled events under ``dataset/``; nothing else
+changes. Several modules may read the same event: a public policy put on the detector's
+own trail bucket is both an exposure (``bucket_policy``) and tampering (``trail_bucket``),
+and both findings must come out.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from handlers.rules import (
     bucket_policy,
     ownership_controls,
     public_access_block,
+    trail_bucket,
+    trail_key,
     trail_tamper,
 )
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 RULE_MODULES: tuple[ModuleType, ...] = (
     bucket_policy,
@@ -29,13 +35,39 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     ownership_controls,
     access_point_policy,
     trail_tamper,
+    trail_bucket,
+    trail_key,
 )
 
-Classifier = Callable[[Record], list[Finding]]
+Classifier = Callable[[Record, DetectorContext], list[Finding]]
+EventKey = tuple[str, str]  # (eventSource, eventName)
 
-# (eventSource, eventName) -> classifier
-REGISTRY: dict[tuple[str, str], Classifier] = {
-    (module.EVENT_SOURCE, name): module.classify for module in RULE_MODULES for name in module.EVENT_NAMES
+
+def _rules_by_event(modules: tuple[ModuleType, ...]) -> dict[EventKey, tuple[ModuleType, ...]]:
+    table: dict[EventKey, tuple[ModuleType, ...]] = {}
+    for module in modules:
+        for name in module.EVENT_NAMES:
+            key = (module.EVENT_SOURCE, name)
+            table[key] = (*table.get(key, ()), module)
+    return table
+
+
+# (eventSource, eventName) -> every rule module that reads the event, in RULE_MODULES order.
+RULES_BY_EVENT: dict[EventKey, tuple[ModuleType, ...]] = _rules_by_event(RULE_MODULES)
+
+
+def _all_of(modules: tuple[ModuleType, ...]) -> Callable[..., list[Finding]]:
+    def classify_event(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
+        return [finding for module in modules for finding in module.classify(record, context)]
+
+    classify_event.__doc__ = "Findings of " + ", ".join(m.__name__.rsplit(".", 1)[-1] for m in modules)
+    return classify_event
+
+
+# (eventSource, eventName) -> one callable running every rule for the event (no error handling:
+# handlers.classify catches per rule, so one rule's bug cannot hide another rule's finding).
+REGISTRY: dict[EventKey, Callable[..., list[Finding]]] = {
+    key: _all_of(modules) for key, modules in RULES_BY_EVENT.items()
 }
 
 WATCHED_EVENT_NAMES: frozenset[str] = frozenset(name for _, name in REGISTRY)

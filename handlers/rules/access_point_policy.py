@@ -11,12 +11,13 @@ from __future__ import annotations
 from handlers.finding import Finding
 from handlers.records import Record, as_text, get_ci, request_parameters
 from handlers.rules.bucket_policy import policy_findings
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutAccessPointPolicy",)
 
 
-def classify(record: Record) -> list[Finding]:
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
     """A public finding for a public access point policy; undetermined if unreadable."""
     params = request_parameters(record)
     document = get_ci(params, "policy")

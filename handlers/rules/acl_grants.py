@@ -11,6 +11,7 @@ from handlers.acl import analyse_acl_request
 from handlers.finding import Finding
 from handlers.records import Record, as_text, request_parameters
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutBucketAcl", "PutObjectAcl", "CreateBucket", "PutObject", "CopyObject")
@@ -19,7 +20,7 @@ OBJECT_LEVEL = frozenset({"PutObjectAcl", "PutObject", "CopyObject"})
 ACL_REQUIRED = frozenset({"PutBucketAcl", "PutObjectAcl"})
 
 
-def classify(record: Record) -> list[Finding]:
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
     """One public finding per request form that carried a public grant."""
     verdict = analyse_acl_request(request_parameters(record))
     event_name = as_text(record.get("eventName")) or ""

@@ -10,12 +10,13 @@ from handlers.acl import AclVerdict, add_public_grants
 from handlers.finding import Finding
 from handlers.records import Record, as_text, deep_get, get_ci, request_parameters
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutBucketLogging",)
 
 
-def classify(record: Record) -> list[Finding]:
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
     """A public finding when the logging configuration grants a public group access to the logs."""
     enabled = deep_get(get_ci(request_parameters(record), "BucketLoggingStatus"), "LoggingEnabled")
     if not isinstance(enabled, dict):

@@ -8,6 +8,7 @@ from handlers.finding import Finding
 from handlers.policy import PolicyUnreadable, analyse_policy
 from handlers.records import Record, get_ci, request_parameters
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutBucketPolicy",)
@@ -34,7 +35,7 @@ def policy_findings(record: Record, document: Any, subject: str, **fields: Any) 
     ]
 
 
-def classify(record: Record) -> list[Finding]:
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
     """A public finding for a public policy, an undetermined one for an unreadable policy."""
     params = request_parameters(record)
     document = get_ci(params, "bucketPolicy")

@@ -8,13 +8,14 @@ from __future__ import annotations
 from handlers.finding import Finding
 from handlers.records import Record, as_list, as_text, deep_get, get_ci, request_parameters
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutBucketOwnershipControls", "DeleteBucketOwnershipControls")
 ACL_ENABLING = frozenset({"objectwriter", "bucketownerpreferred"})
 
 
-def classify(record: Record) -> list[Finding]:
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
     """A weakening finding when the new ownership setting honours ACLs."""
     event_name = as_text(record.get("eventName")) or ""
     if event_name == "DeleteBucketOwnershipControls":

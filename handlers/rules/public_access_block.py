@@ -12,6 +12,7 @@ from typing import Any
 from handlers.finding import Finding
 from handlers.records import Record, as_text, deep_get, get_ci, request_parameters
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = (
@@ -36,7 +37,7 @@ def flags_off(config: Any) -> list[str]:
     return [flag for flag in BPA_FLAGS if not flag_is_on(get_ci(config, flag))]
 
 
-def classify(record: Record) -> list[Finding]:
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
     """A weakening finding for any flag left off, or for a deletion."""
     event_name = as_text(record.get("eventName")) or ""
     account_level = "Account" in event_name

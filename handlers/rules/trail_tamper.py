@@ -3,6 +3,13 @@
 EventBridge only sees S3 calls while a trail logs management events, so stopping,
 deleting or narrowing that trail is the first move of anyone who wants to expose a
 bucket unseen.
+
+Every trail counts, not only the detector's: EventBridge receives CloudTrail events while
+*any* trail logs management events, so with ``trail.create = false`` an organisation trail
+the detector was never told about may be the one it depends on, and stopping or deleting a
+trail is an evasion move (MITRE ATT&CK T1562.008) whoever owns it. When the context names
+the detector's trail the finding says so, and an ``UpdateTrail`` that moves the detector's
+trail to another bucket or key counts too (for any other trail that is routine).
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from typing import Any
 from handlers.finding import Finding
 from handlers.records import Record, as_list, as_text, get_ci, request_parameters
 from handlers.rules.base import make_finding
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, key_id_of
 
+ROUTE = "trail-tamper"
 EVENT_SOURCE = "cloudtrail.amazonaws.com"
 EVENT_NAMES = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors")
 
@@ -65,21 +74,42 @@ def event_selector_reasons(params: dict[str, Any]) -> list[str]:
     return ["event selectors no longer record write management events (S3 bucket calls go unlogged)"]
 
 
-def classify(record: Record) -> list[Finding]:
-    """A tamper finding for a stopped, deleted or narrowed trail."""
+def detector_trail_reasons(params: dict[str, Any], context: DetectorContext) -> list[str]:
+    """What an UpdateTrail of the detector's own trail moves away: its log bucket or its key."""
+    reasons = []
+    bucket = as_text(get_ci(params, "s3BucketName"))
+    if bucket is not None and bucket != context.trail_bucket:
+        expected = f", not {context.trail_bucket}" if context.trail_bucket else ""
+        reasons.append(f"the detector's trail now delivers its logs to bucket {bucket}{expected}")
+    key = get_ci(params, "kmsKeyId")
+    if key is not None:
+        key_text = as_text(key) or ""
+        known = context.trail_key_arn
+        if not key_text:
+            reasons.append("the detector's trail log files are no longer encrypted with its KMS key")
+        elif not known or key_id_of(key_text) != key_id_of(known):
+            reasons.append(f"the detector's trail log files are now encrypted with another key, {key_text}")
+    return reasons
+
+
+def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Finding]:
+    """A tamper finding for a stopped, deleted or narrowed trail (or the detector's, moved)."""
     name = as_text(record.get("eventName")) or ""
     params = request_parameters(record)
     trail = as_text(get_ci(params, "name")) or as_text(get_ci(params, "trailName"))
+    ours = context.is_trail(trail)
     if name == "StopLogging":
         reasons = [f"logging stopped on trail {trail}"]
     elif name == "DeleteTrail":
         reasons = [f"trail {trail} deleted"]
     elif name == "UpdateTrail":
-        reasons = update_trail_reasons(params)
+        reasons = update_trail_reasons(params) + (detector_trail_reasons(params, context) if ours else [])
     else:
         reasons = event_selector_reasons(params)
     if not reasons:
         return []
+    if ours:
+        reasons.append(f"{trail} is the detector's own trail")
     return [
         make_finding(
             record,
