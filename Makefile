@@ -12,7 +12,7 @@ PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: bootstrap demo test detect lint snapshot plan validate synth bench clean
+.PHONY: bootstrap demo demo-real-account detect-dataset test detect lint snapshot plan validate synth bench clean
 
 bootstrap: $(VENV)/.synced $(CHECKOV)
 
@@ -26,7 +26,16 @@ $(CHECKOV):
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/pip install --quiet "checkov==3.3.30"
 
+# Deploys the real stack to a local moto server, replays dataset/ through it, destroys it.
 demo: bootstrap
+	$(PIPENV) run python -m demo $(ARGS)
+
+# Read-only replay against the stack deployed in your AWS account: make demo-real-account STACK=<name>
+demo-real-account: bootstrap
+	$(PIPENV) run python -m demo --real-account $(if $(STACK),--stack $(STACK))
+
+# The offline classifier over the labelled dataset (JSON lines on stdout).
+detect-dataset: bootstrap
 	$(PIPENV) run python -m handlers.detect_cli dataset
 
 detect: bootstrap

@@ -74,6 +74,10 @@ def headline(finding: Finding, exposure: Exposure) -> str:
         f", now public ({', '.join(exposure['access'])})" if exposure["status"] == "public-now" else ""
     )
     verdict, kind, scope = finding["verdict"], finding["kind"], finding["scope"]
+    if kind == "sweep":  # found by the scheduled sweep: a state, not an event
+        if exposure["status"] == "public-now":
+            return f"S3 bucket {bucket} is public ({', '.join(exposure['access']) or 'unknown'}) [sweep]"
+        return f"S3 bucket {bucket} is held back only by BPA [sweep]"
     if verdict == "tamper":
         return f"CloudTrail tampering: {finding['eventName']}"
     if verdict == "attempt":
@@ -238,11 +242,11 @@ def _body(
     lines.append(f"  Source IP: {finding['sourceIPAddress'] or 'unknown'}")
     lines.append(f"  User agent: {finding['userAgent'] or 'unknown'} ({finding['client']})")
 
-    lines += [
-        "",
-        "WHEN",
-        f"  Event time: {finding['eventTime'] or 'unknown'} (CloudTrail eventID {finding['eventID']})",
-    ]
+    if finding["kind"] == "sweep":
+        when = f"  Found by the scheduled sweep at {payload['checkedAt']}; the change itself was not observed"
+    else:
+        when = f"  Event time: {finding['eventTime'] or 'unknown'} (CloudTrail eventID {finding['eventID']})"
+    lines += ["", "WHEN", when]
 
     lines += ["", f"STATE NOW (checked {payload['checkedAt']})"]
     lines.append(f"  Exposure: {STATUS_WORDS.get(exposure['status'], exposure['status'])}")
@@ -324,7 +328,13 @@ def _checklist(
         f"bucket {bucket or '-'} ({tag_text}); public access {access}. Rated {severity}.",
     ]
     user = lookup_username(finding["actor"])
-    if user:
+    if finding["kind"] == "sweep" and bucket:
+        steps.append(
+            f"2. Who opened it, and when? The sweep saw the state, not the change: aws cloudtrail "
+            f"lookup-events --region {region} --lookup-attributes "
+            f"AttributeKey=ResourceName,AttributeValue={bucket} --max-results 50"
+        )
+    elif user:
         steps.append(
             f"2. Has {finding['actor']} done this before? aws cloudtrail lookup-events --region {region} "
             f"--lookup-attributes AttributeKey=Username,AttributeValue={user} --max-results 50"

@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+DEFAULT_POOL_CONNECTIONS = 16
+
 # Bounded timeouts: the Lambda must reach the alert before its own timeout, even when
 # S3 hangs. Standard retry mode retries throttling and transient errors with backoff;
 # three attempts bound one call to about 3 x (2 s connect + 5 s read) plus backoff.
@@ -21,7 +23,7 @@ CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=5,
     retries={"total_max_attempts": 3, "mode": "standard"},  # first try + two retries
-    max_pool_connections=16,
+    max_pool_connections=DEFAULT_POOL_CONNECTIONS,
 )
 
 ClientHook = Callable[[Any], None]
@@ -50,6 +52,22 @@ def client(service: str, region: str | None = None) -> Any:
                 hook(cached)
             _clients[key] = cached
     return cached
+
+
+def size_connection_pool(connections: int) -> None:
+    """Give clients created from now on ``connections`` pooled HTTP connections.
+
+    The sweep reads many buckets on many threads; a pool smaller than the thread count makes
+    threads queue for a connection (urllib3 warns "connection pool is full"). Cached clients
+    with another pool size are dropped; hooks stay.
+    """
+    global CLIENT_CONFIG
+    wanted = max(connections, DEFAULT_POOL_CONNECTIONS)
+    with _lock:
+        if CLIENT_CONFIG.max_pool_connections == wanted:
+            return
+        CLIENT_CONFIG = CLIENT_CONFIG.merge(Config(max_pool_connections=wanted))
+        _clients.clear()
 
 
 def add_client_hook(hook: ClientHook) -> None:

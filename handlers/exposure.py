@@ -142,11 +142,20 @@ def account_bpa_read(account: str, region: str | None) -> Read:
 
 
 def read_bucket_state(
-    bucket: str, account: str, region: str | None, workers: int | None = None
+    bucket: str,
+    account: str,
+    region: str | None,
+    workers: int | None = None,
+    account_bpa: Read | None = None,
 ) -> BucketState:
-    """Read everything that decides the bucket's exposure, concurrently, with ``ExpectedBucketOwner``."""
+    """Read everything that decides the bucket's exposure, concurrently, with ``ExpectedBucketOwner``.
+
+    ``account_bpa``: the account-level flags read once already (the sweep reads them once per
+    run instead of once per bucket); ``None`` reads them here.
+    """
     s3 = aws_clients.client("s3", region)
-    aws_clients.client("s3control", region)  # create before the threads race to create it
+    if account_bpa is None:
+        aws_clients.client("s3control", region)  # create before the threads race to create it
     owner = {"Bucket": bucket, "ExpectedBucketOwner": account}
     jobs: dict[str, Callable[[], Read]] = {
         "policy_status": lambda: guarded_read(
@@ -170,6 +179,8 @@ def read_bucket_state(
         "tags": lambda: guarded_read("s3", "GetBucketTagging", lambda: s3.get_bucket_tagging(**owner), _tags),
         "account_bpa": lambda: account_bpa_read(account, region),
     }
+    if account_bpa is not None:
+        jobs["account_bpa"] = lambda: account_bpa
     count = READ_WORKERS if workers is None else workers
     if count <= 1:
         results = {name: job() for name, job in jobs.items()}

@@ -1,7 +1,7 @@
-"""Every AWS API call the response Lambda makes, per remediation mode, with its IAM action.
+"""Every AWS API call the response and sweep Lambdas make, per remediation mode, with its IAM action.
 
-This list is the single source of truth: the infrastructure derives the function's
-IAM policy from it, and a test fails when the code calls an operation that is not
+These lists are the single source of truth: the infrastructure derives each function's
+IAM policy from them, and a test fails when the code calls an operation that is not
 listed here (and so not granted).
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Resource = Literal["bucket", "account", "topic", "table", "key"]
+# "listing": an action IAM gives no resource type (s3:ListAllMyBuckets), so Resource "*" (a read).
+Resource = Literal["bucket", "account", "topic", "table", "key", "queue", "listing"]
 Mode = Literal["off", "dry-run", "enforce"]
 MODES: tuple[Mode, ...] = ("off", "dry-run", "enforce")
 
@@ -70,7 +71,52 @@ def calls_for(mode: str, allow_account_remediation: bool = False) -> tuple[ApiCa
 
 def iam_actions_by_resource(mode: str, allow_account_remediation: bool = False) -> dict[str, list[str]]:
     """IAM actions grouped by the resource they act on, sorted, for policy generation."""
+    return group_by_resource(calls_for(mode, allow_account_remediation))
+
+
+# ---- the scheduled sweep (handlers/sweep.py) ----
+
+# Listing every bucket, once per run (paged).
+SWEEP_LIST_CALLS: tuple[ApiCall, ...] = (ApiCall("s3", "ListBuckets", "s3:ListAllMyBuckets", "listing"),)
+
+# The exposure ledger (handlers/exposure_ledger.py): alert once per exposure, a daily digest.
+SWEEP_LEDGER_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("dynamodb", "GetItem", "dynamodb:GetItem", "table"),
+    ApiCall("dynamodb", "PutItem", "dynamodb:PutItem", "table"),
+    ApiCall("dynamodb", "UpdateItem", "dynamodb:UpdateItem", "table"),
+    ApiCall("dynamodb", "DeleteItem", "dynamodb:DeleteItem", "table"),
+    ApiCall("dynamodb", "Scan", "dynamodb:Scan", "table"),
+)
+
+# Fan-out: batches of bucket names to the work queue (KMS-encrypted with the stack key, which
+# ALERT_CALLS already grants). SendMessageBatch is authorised by sqs:SendMessage.
+SWEEP_QUEUE_CALLS: tuple[ApiCall, ...] = (ApiCall("sqs", "SendMessageBatch", "sqs:SendMessage", "queue"),)
+
+
+def sweep_calls_for(mode: str) -> tuple[ApiCall, ...]:
+    """The API calls the sweep Lambda may make in ``mode``.
+
+    The same confirmation reads and alerting as the response Lambda, plus listing, the ledger
+    and the work queue. Bucket-level remediation in enforce mode only; never account-level:
+    the sweep raises no account-scope findings.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown remediation mode {mode!r}; expected one of {', '.join(MODES)}")
+    alerting = tuple(c for c in ALERT_CALLS if c.service != "dynamodb")
+    calls = SWEEP_LIST_CALLS + CONFIRM_CALLS + alerting + SWEEP_LEDGER_CALLS + SWEEP_QUEUE_CALLS
+    if mode == "enforce":
+        calls += BUCKET_REMEDIATION_CALLS
+    return calls
+
+
+def sweep_iam_actions_by_resource(mode: str) -> dict[str, list[str]]:
+    """The sweep's IAM actions grouped by resource, sorted, for policy generation."""
+    return group_by_resource(sweep_calls_for(mode))
+
+
+def group_by_resource(calls: tuple[ApiCall, ...]) -> dict[str, list[str]]:
+    """IAM actions of ``calls`` grouped by the resource they act on, sorted."""
     grouped: dict[str, set[str]] = {}
-    for call in calls_for(mode, allow_account_remediation):
+    for call in calls:
         grouped.setdefault(call.resource, set()).add(call.iam_action)
     return {resource: sorted(actions) for resource, actions in sorted(grouped.items())}

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypedDict
 
 from handlers import alert as alerts
 from handlers import exposure as exposures
+from handlers import exposure_ledger
 from handlers.approvals import Approval, check_approval
 from handlers.classify import classify, unwrap
 from handlers.finding import Finding
@@ -135,6 +136,14 @@ def respond(
     if unsent:
         store.release(event_id, "alert publish failed", unsent=unsent)
         raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} could not be published")
+    # Tell the sweep's ledger what was just reported, so the next hourly sweep stays quiet.
+    exposure_ledger.record_published(
+        settings.idempotency_table,
+        settings.expected_account_id,
+        [alert for _, alert in built],
+        now or datetime.now(UTC),
+        os.environ.get("AWS_REGION") or None,
+    )
     failure = store.complete(event_id)
     if failure:
         log_decision("idempotency-complete-failed", eventID=event_id, error=failure)

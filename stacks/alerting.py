@@ -1,17 +1,36 @@
 """Alerting: the KMS-encrypted SNS topic, who may publish to it, its subscriptions, and the alarms.
 
-The topic policy lets in only what must publish (the response function's role and this
-account's CloudWatch alarms) and refuses plain-HTTP publishing.
+The topic policy names what must publish (the response function's role and this account's
+CloudWatch alarms) and refuses plain-HTTP publishing. The sweep's role publishes through its
+own IAM policy (same account: an identity policy suffices when the topic policy does not deny).
+The alarms watch the watcher: the response function's errors and throttles, both dead-letter
+queues, and the sweep not completing within twice its interval.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
+from handlers import sweep_metrics
 from stacks.bindings import CloudwatchMetricAlarm, Construct, SnsTopic, SnsTopicPolicy, SnsTopicSubscription
 from stacks.config import AccountConfig
 
 ALARM_PERIOD_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class SweepWatch:
+    """What the sweep alarms watch: its schedule and its dead-letter queue."""
+
+    interval_minutes: int
+    dead_letter_queue_name: str
+
+    @property
+    def alarm_period_seconds(self) -> int:
+        """Twice the interval (CloudWatch accepts any multiple of 60 s up to 7 days)."""
+        return 2 * self.interval_minutes * 60
 
 
 def topic_policy(account: AccountConfig, topic_arn: str, publisher_role_arn: str) -> dict:
@@ -83,42 +102,111 @@ class Alerting(Construct):
             policy=json.dumps(topic_policy(self.account, self.topic.arn, role_arn)),
         )
 
-    def add_alarms(self, function_name: str, dead_letter_queue_name: str) -> None:
-        """Page the topic when the function errors or events pile up in the dead-letter queue."""
-        actions = [self.topic.arn]
-        # Missing data is normal for both: an idle function emits no Errors datapoints, and
-        # SQS stops reporting an empty inactive queue. A real failure always produces data.
-        CloudwatchMetricAlarm(
-            self,
-            "function-errors",
-            alarm_name=f"{self.account.name}-detector-function-errors",
-            alarm_description="The S3 exposure response function failed; an exposure may be unhandled",
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": function_name},
-            statistic="Sum",
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-        )
-        CloudwatchMetricAlarm(
-            self,
+    def add_alarms(
+        self,
+        function_name: str,
+        dead_letter_queue_name: str,
+        sweep: SweepWatch | None = None,
+    ) -> None:
+        """Watch the watcher: page the topic when a part of the detector stops working.
+
+        Each alarm's missing-data treatment is chosen for what "no data" means for its metric;
+        none of them can be silenced by the metric simply stopping.
+        """
+        # Errors and Throttles: an idle function emits no datapoints, which is normal, so missing
+        # data is "not breaching". Every failed or throttled invocation does produce a datapoint,
+        # so the alarm can still fire.
+        for metric, what in (("Errors", "failed"), ("Throttles", "was throttled")):
+            self._alarm(
+                f"function-{metric.lower()}",
+                f"{self.account.name}-detector-function-{metric.lower()}",
+                f"The S3 exposure response function {what}; an exposure may be unhandled",
+                namespace="AWS/Lambda",
+                metric_name=metric,
+                dimensions={"FunctionName": function_name},
+                statistic="Sum",
+                period=ALARM_PERIOD_SECONDS,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=1,
+                treat_missing_data="notBreaching",
+            )
+        self._queue_depth_alarm(
             "dead-letters",
-            alarm_name=f"{self.account.name}-detector-dead-letters",
-            alarm_description="Exposure events could not be processed and wait in the dead-letter queue",
+            f"{self.account.name}-detector-dead-letters",
+            "Exposure events could not be processed and wait in the dead-letter queue",
+            dead_letter_queue_name,
+        )
+        if sweep is None:
+            return
+        # The sweep reports SweepCompleted=1 at the end of every good scheduled run. Missing data is
+        # exactly the failure to catch (no run, a crash, a timeout, the schedule deleted), so it is
+        # "breaching": silence pages.
+        self._alarm(
+            "sweep-missed",
+            f"{self.account.name}-detector-sweep-missed",
+            f"No exposure sweep completed in {2 * sweep.interval_minutes} minutes (twice its interval); "
+            "buckets made public while CloudTrail was off would go unseen",
+            namespace=sweep_metrics.NAMESPACE,
+            metric_name="SweepCompleted",
+            dimensions={sweep_metrics.DIMENSION: self.account.name},
+            statistic="Sum",
+            period=sweep.alarm_period_seconds,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            treat_missing_data="breaching",
+        )
+        # Buckets whose exposure could not be decided (reads failed): blind spots. Every run emits
+        # the metric (0 when clean), so missing data means no run, which "sweep-missed" reports;
+        # here it is "not breaching" to page once, not twice.
+        self._alarm(
+            "sweep-errors",
+            f"{self.account.name}-detector-sweep-errors",
+            "The exposure sweep could not decide some buckets' exposure (reads failed or alerts unsent)",
+            namespace=sweep_metrics.NAMESPACE,
+            metric_name="BucketErrors",
+            dimensions={sweep_metrics.DIMENSION: self.account.name},
+            statistic="Sum",
+            period=sweep.alarm_period_seconds,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            treat_missing_data="notBreaching",
+        )
+        self._queue_depth_alarm(
+            "sweep-dead-letters",
+            f"{self.account.name}-detector-sweep-dead-letters",
+            "Sweep batches or scheduled runs failed every attempt and wait in the sweep's dead-letter queue",
+            sweep.dead_letter_queue_name,
+        )
+
+    def _queue_depth_alarm(self, id: str, name: str, description: str, queue_name: str) -> None:
+        # SQS publishes a queue's metrics only while it is active: CloudWatch counts a queue as active
+        # for up to six hours after a message arrives or any action touches it. A dead-letter queue
+        # whose messages nobody touches goes quiet with messages still in it, so missing data keeps
+        # the last state ("ignore"): an alarm raised stays raised until someone drains the queue
+        # (which is activity, so a 0 datapoint clears it); an empty, idle queue stays OK.
+        self._alarm(
+            id,
+            name,
+            description,
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": dead_letter_queue_name},
+            dimensions={"QueueName": queue_name},
             statistic="Maximum",
             period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=1,
             comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
+            threshold=1,
+            treat_missing_data="ignore",
+        )
+
+    def _alarm(self, id: str, name: str, description: str, **metric: Any) -> None:
+        actions = [self.topic.arn]
+        CloudwatchMetricAlarm(
+            self,
+            id,
+            alarm_name=name,
+            alarm_description=description,
+            evaluation_periods=1,
             alarm_actions=actions,
             ok_actions=actions,
+            **metric,
         )

@@ -208,7 +208,7 @@ SCHEMA: dict[str, Setting] = {
         (),
         _list_of(bucket_glob, "bucket names or globs"),
         "list of names/globs",
-        "buckets that are public on purpose: alerted as info, never remediated",
+        "buckets that are public on purpose: alerted at low severity, never remediated",
     ),
     "exceptions.approval_tag": Setting(
         "public-access-approved-until",
@@ -260,8 +260,39 @@ SCHEMA: dict[str, Setting] = {
     "function.timeout_seconds": Setting(
         120, _int_range(3, 900), "3-900", "the function's timeout (S3 reads retry with backoff)"
     ),
+    "sweep.enabled": Setting(
+        True,
+        _boolean,
+        "true|false",
+        "deploy the scheduled exposure sweep (the configuration checker beside the event path)",
+    ),
+    "sweep.interval_minutes": Setting(
+        60,
+        _int_range(15, 1440),
+        "15-1440",
+        "minutes between sweeps (hourly: 720 runs and ~6 S3 reads per bucket per run a month); "
+        "the missed-sweep alarm waits twice this",
+    ),
+    "sweep.fanout_threshold": Setting(
+        3000,
+        _int_range(100, 1_000_000),
+        "100-1000000",
+        "above this many buckets the scheduled run only lists and enqueues; worker invocations check",
+    ),
+    "sweep.threads": Setting(
+        16, _int_range(1, 64), "1-64", "bucket checks in flight per sweep invocation (bounded parallelism)"
+    ),
+    "sweep.worker_concurrency": Setting(
+        4,
+        _int_range(2, 50),
+        "2-50",
+        "most worker invocations at once (the SQS event source's maximum concurrency)",
+    ),
+    "sweep.digest_hour_utc": Setting(
+        8, _int_range(0, 23), "0-23", "UTC hour from which the daily digest of known exposures is sent"
+    ),
 }
-TABLES = ("alerts", "remediation", "exceptions", "trail", "function")
+TABLES = ("alerts", "remediation", "exceptions", "trail", "function", "sweep")
 
 
 @dataclass(frozen=True)
@@ -291,6 +322,12 @@ class AccountConfig:
     reserved_concurrency: int
     function_log_retention_days: int
     function_timeout_seconds: int
+    sweep_enabled: bool
+    sweep_interval_minutes: int
+    sweep_fanout_threshold: int
+    sweep_threads: int
+    sweep_worker_concurrency: int
+    sweep_digest_hour: int
 
     @property
     def partition(self) -> str:
@@ -335,6 +372,12 @@ _FIELD_NAMES = {
     "function.reserved_concurrency": "reserved_concurrency",
     "function.log_retention_days": "function_log_retention_days",
     "function.timeout_seconds": "function_timeout_seconds",
+    "sweep.enabled": "sweep_enabled",
+    "sweep.interval_minutes": "sweep_interval_minutes",
+    "sweep.fanout_threshold": "sweep_fanout_threshold",
+    "sweep.threads": "sweep_threads",
+    "sweep.worker_concurrency": "sweep_worker_concurrency",
+    "sweep.digest_hour_utc": "sweep_digest_hour",
 }
 
 

@@ -1,12 +1,12 @@
 """One account's detector: the whole deployment behind ``cdktf deploy <name>``.
 
 Reading order is deployment order: providers, key, trail, dead-letter queue, alerting,
-the response function, then the rules that feed it.
+the response function, the scheduled sweep and the alarms, then the rules that feed the function.
 """
 
 from __future__ import annotations
 
-from stacks.alerting import Alerting
+from stacks.alerting import Alerting, SweepWatch
 from stacks.bindings import Construct, LocalBackend, TerraformOutput, TerraformStack
 from stacks.config import AccountConfig
 from stacks.dead_letters import DeadLetterQueue
@@ -14,6 +14,7 @@ from stacks.encryption_key import EncryptionKey
 from stacks.providers import ProviderOptions, build_providers
 from stacks.response_function import ResponseFunction
 from stacks.rules import ExposureRules
+from stacks.sweep import SweepFunction
 from stacks.trail import Trail, trail_arn
 
 
@@ -52,7 +53,22 @@ class DetectorStack(TerraformStack):
             dead_letter_queue_arn=dead_letters.queue.arn,
         )
         alerting.allow_publisher(response.role.arn)
-        alerting.add_alarms(response.function.function_name, dead_letters.queue.name)
+        sweep = None
+        if account.sweep_enabled:
+            sweep = SweepFunction(
+                self,
+                "sweep",
+                account=account,
+                kms_key_arn=key_arn,
+                topic_arn=alerting.topic.arn,
+                table_arn=response.table.arn,
+                table_name=response.table.name,
+            )
+        alerting.add_alarms(
+            response.function.function_name,
+            dead_letters.queue.name,
+            SweepWatch(account.sweep_interval_minutes, sweep.dead_letters.name) if sweep else None,
+        )
         ExposureRules(
             self,
             "rules",
@@ -68,3 +84,5 @@ class DetectorStack(TerraformStack):
         TerraformOutput(self, "alert_topic_arn", value=alerting.topic.arn)
         TerraformOutput(self, "response_function_name", value=response.function.function_name)
         TerraformOutput(self, "dead_letter_queue_url", value=dead_letters.queue.url)
+        if sweep is not None:
+            TerraformOutput(self, "sweep_function_name", value=sweep.function.function_name)

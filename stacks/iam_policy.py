@@ -1,4 +1,4 @@
-"""The response function's IAM policy, derived from ``handlers/permissions.py``.
+"""The response and sweep functions' IAM policies, derived from ``handlers/permissions.py``.
 
 Pure data (no cdktf): the stack serialises the document, and the least-privilege test
 reads it directly. Each statement is scoped to the resource its actions touch:
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.permissions import iam_actions_by_resource
+from handlers.permissions import iam_actions_by_resource, sweep_iam_actions_by_resource
 
 ACCOUNT_LEVEL_SIDS = frozenset(
     {"AccountBlockPublicAccessRead", "AccountBlockPublicAccessWriteNoResourceType"}
@@ -49,31 +49,9 @@ def response_function_policy(
 ) -> dict[str, Any]:
     """The function role's policy document for ``mode`` (see module docstring)."""
     actions = iam_actions_by_resource(mode, allow_account_remediation)
-    bucket_reads = [a for a in actions.get("bucket", []) if _is_read(a)]
-    bucket_writes = [a for a in actions.get("bucket", []) if not _is_read(a)]
     account_reads = [a for a in actions.get("account", []) if _is_read(a)]
     account_writes = [a for a in actions.get("account", []) if not _is_read(a)]
-    all_buckets = f"arn:{targets.partition}:s3:::*"
-    in_this_account = {"StringEquals": {"aws:ResourceAccount": targets.account_id}}
-
-    statements: list[dict[str, Any]] = [
-        _allow("ReadBucketExposure", bucket_reads, [all_buckets]),
-    ]
-    if bucket_writes:
-        statements.append(_allow("CloseBucketsInThisAccount", bucket_writes, [all_buckets], in_this_account))
-        protected = [
-            f"arn:{targets.partition}:s3:::{glob}" for glob in exception_buckets if _iam_expressible(glob)
-        ]
-        if protected:
-            # Buckets that are public on purpose are never closed, whatever the code decides.
-            statements.append(
-                {
-                    "Sid": "NeverCloseExceptionBuckets",
-                    "Effect": "Deny",
-                    "Action": bucket_writes,
-                    "Resource": protected,
-                }
-            )
+    statements = _bucket_statements(actions, targets.partition, targets.account_id, exception_buckets)
     if account_reads:
         statements.append(_allow("AccountBlockPublicAccessRead", account_reads, ["*"]))
     if account_writes:
@@ -91,6 +69,83 @@ def response_function_policy(
         ),
     ]
     return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+
+
+@dataclass(frozen=True)
+class SweepPolicyTargets:
+    """The ARNs the sweep function's statements are scoped to."""
+
+    partition: str
+    account_id: str
+    topic_arn: str
+    key_arn: str
+    table_arn: str
+    work_queue_arn: str
+    dead_letter_queue_arn: str  # the work queue's: also where failed scheduled runs go
+    log_group_arn: str
+
+
+def sweep_function_policy(
+    mode: str, targets: SweepPolicyTargets, exception_buckets: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The sweep role's policy document for ``mode``, from ``sweep_calls_for`` in handlers/permissions.py.
+
+    The response function's bucket statements (reads everywhere; the one write only in enforce
+    mode, in this account, never on exception buckets), plus listing buckets (``s3:ListAllMyBuckets``
+    has no resource type: a read on ``*``), the exposure ledger, and the work queue.
+    """
+    actions = sweep_iam_actions_by_resource(mode)
+    statements = _bucket_statements(actions, targets.partition, targets.account_id, exception_buckets)
+    statements += [
+        _allow("ListBucketsNoResourceType", actions.get("listing", []), ["*"]),
+        _allow("AccountBlockPublicAccessRead", actions.get("account", []), ["*"]),
+        _allow("PublishAlerts", actions.get("topic", []), [targets.topic_arn]),
+        _allow("UseStackKey", actions.get("key", []), [targets.key_arn]),
+        _allow("ExposureLedger", actions.get("table", []), [targets.table_arn]),
+        _allow("EnqueueSweepBatches", actions.get("queue", []), [targets.work_queue_arn]),
+        # Infrastructure, not code: the event source mapping polls the queue as the function.
+        _allow(
+            "ReceiveSweepBatches",
+            ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+            [targets.work_queue_arn],
+        ),
+        # Infrastructure: Lambda sends a scheduled run that failed every attempt here.
+        _allow("DeadLetterFailedRuns", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
+        _allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
+        ),
+    ]
+    unknown = set(actions) - {"bucket", "listing", "account", "topic", "key", "table", "queue"}
+    if unknown:
+        raise ValueError(f"handlers/permissions.py: sweep calls on resources no statement covers: {unknown}")
+    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+
+
+def _bucket_statements(
+    actions: dict[str, list[str]], partition: str, account_id: str, exception_buckets: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Reads on every bucket; writes (enforce) only in this account and never on exception buckets."""
+    bucket_reads = [a for a in actions.get("bucket", []) if _is_read(a)]
+    bucket_writes = [a for a in actions.get("bucket", []) if not _is_read(a)]
+    all_buckets = f"arn:{partition}:s3:::*"
+    in_this_account = {"StringEquals": {"aws:ResourceAccount": account_id}}
+    statements: list[dict[str, Any]] = [_allow("ReadBucketExposure", bucket_reads, [all_buckets])]
+    if bucket_writes:
+        statements.append(_allow("CloseBucketsInThisAccount", bucket_writes, [all_buckets], in_this_account))
+        protected = [f"arn:{partition}:s3:::{glob}" for glob in exception_buckets if _iam_expressible(glob)]
+        if protected:
+            # Buckets that are public on purpose are never closed, whatever the code decides.
+            statements.append(
+                {
+                    "Sid": "NeverCloseExceptionBuckets",
+                    "Effect": "Deny",
+                    "Action": bucket_writes,
+                    "Resource": protected,
+                }
+            )
+    return statements
 
 
 def _allow(

@@ -1,4 +1,4 @@
-"""Shared fixtures. Dataset loading lives in ``tests/dataset_loader.py`` so plain imports work too.
+"""Shared fixtures. Dataset loading lives in ``demo/dataset_loader.py`` so plain imports work too.
 
 The repo root and ``tests/`` are on ``sys.path`` through ``pythonpath`` in pyproject.toml.
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from dataset_loader import Case, load_cases
+
+from demo.dataset_loader import Case, load_cases
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from dataset_loader import (
+
+from demo.dataset_loader import (
     NEGATIVE_VERDICTS,
     POSITIVE_VERDICTS,
     Case,
@@ -15,7 +16,6 @@ from dataset_loader import (
     load_cases,
     load_cases_from,
 )
-
 from handlers.classify import classify
 from handlers.rules import REGISTRY, RULE_MODULES
 

@@ -7,10 +7,10 @@ import json
 import os
 from typing import Any
 
-from dataset_loader import load_cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from demo.dataset_loader import load_cases
 from handlers.classify import classify
 from handlers.finding import SEVERITY_ORDER, Finding
 from handlers.records import as_text

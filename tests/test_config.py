@@ -50,6 +50,34 @@ def test_defaults_fill_every_optional_setting():
     assert account.partition == "aws"
 
 
+def test_sweep_defaults_hourly_and_can_be_tuned():
+    account = parse_config(MINIMAL).accounts[0]
+    assert account.sweep_enabled is True
+    assert account.sweep_interval_minutes == 60
+    assert account.sweep_fanout_threshold == 3000
+    assert account.sweep_threads == 16
+    assert account.sweep_worker_concurrency == 4
+    assert account.sweep_digest_hour == 8
+    tuned = parse_config(
+        with_account(
+            sweep__enabled=False,
+            sweep__interval_minutes=720,
+            sweep__fanout_threshold=500,
+            sweep__threads=32,
+            sweep__worker_concurrency=10,
+            sweep__digest_hour_utc=0,
+        )
+    ).accounts[0]
+    assert (
+        tuned.sweep_enabled,
+        tuned.sweep_interval_minutes,
+        tuned.sweep_fanout_threshold,
+        tuned.sweep_threads,
+        tuned.sweep_worker_concurrency,
+        tuned.sweep_digest_hour,
+    ) == (False, 720, 500, 32, 10, 0)
+
+
 def test_home_region_is_always_watched_and_first():
     account = parse_config(with_account(watch_regions=["us-east-1", "eu-west-1"])).accounts[0]
     assert account.regions == ("eu-west-1", "us-east-1")
@@ -119,6 +147,33 @@ def test_home_region_is_always_watched_and_first():
         pytest.param(
             {"watch_regions": ["cn-north-1"]}, "watch_regions", "partition", id="region-of-another-partition"
         ),
+        pytest.param({"sweep__enabled": "on"}, "sweep.enabled", "true or false", id="sweep-enabled-string"),
+        pytest.param(
+            {"sweep__interval_minutes": 5}, "sweep.interval_minutes", "from 15 to 1440", id="sweep-too-often"
+        ),
+        pytest.param(
+            {"sweep__interval_minutes": 2880},
+            "sweep.interval_minutes",
+            "from 15 to 1440",
+            id="sweep-too-rare-for-its-alarm",
+        ),
+        pytest.param(
+            {"sweep__fanout_threshold": 10},
+            "sweep.fanout_threshold",
+            "from 100 to 1000000",
+            id="fanout-threshold-too-low",
+        ),
+        pytest.param({"sweep__threads": 0}, "sweep.threads", "from 1 to 64", id="no-sweep-threads"),
+        pytest.param(
+            {"sweep__worker_concurrency": 1},
+            "sweep.worker_concurrency",
+            "from 2 to 50",
+            id="worker-concurrency-below-sqs-minimum",
+        ),
+        pytest.param(
+            {"sweep__digest_hour_utc": 24}, "sweep.digest_hour_utc", "from 0 to 23", id="digest-hour-24"
+        ),
+        pytest.param({"sweep__schedule": "hourly"}, "sweep.schedule", "unknown key", id="unknown-sweep-key"),
     ],
 )
 def test_bad_values_name_the_field_and_the_expected_form(changes, field, expected):

@@ -13,8 +13,8 @@ import copy
 import json
 
 import pytest
-from dataset_loader import Case, load_cases
 
+from demo.dataset_loader import Case, load_cases
 from demo.pattern_engine import InvalidEventPatternException, compile_pattern, matches
 from handlers.classify import classify
 from handlers.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope, rules_for

@@ -17,8 +17,8 @@ import copy
 import json
 
 import pytest
-from dataset_loader import load_cases
 
+from demo.dataset_loader import load_cases
 from demo.pattern_engine import matches
 from handlers.event_patterns import RULES, envelope
 from stacks.config import parse_config
@@ -52,7 +52,13 @@ def stack(synthesized) -> dict:
 
 
 def resources(stack: dict, kind: str) -> dict[str, dict]:
-    return stack.get("resource", {}).get(kind, {})
+    """The stack's resources of ``kind``, without the sweep's (its schedule rule is home-only)."""
+    found = stack.get("resource", {}).get(kind, {})
+    return {
+        name: r
+        for name, r in found.items()
+        if "/sweep/" not in r.get("//", {}).get("metadata", {}).get("path", "")
+    }
 
 
 def region_of(resource: dict) -> str:

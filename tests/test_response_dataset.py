@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from response_fixtures import ALL_ON, world_for
 
+from demo import dataset_loader
 from handlers import permissions
 from handlers.classify import classify
 from handlers.records import account_id, as_text
 from handlers.remediation import NEEDS_CLOSING
 
-dataset_loader = pytest.importorskip("dataset_loader", reason="tests/dataset_loader.py not written yet")
 CASES = dataset_loader.load_cases()
 MODES = ("off", "dry-run", "enforce")
 

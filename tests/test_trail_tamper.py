@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
-from dataset_loader import Case, load_cases
 from response_fixtures import world_for
 
+from demo.dataset_loader import Case, load_cases
 from demo.pattern_engine import compile_pattern, matches
 from handlers import response_config
 from handlers.classify import classify

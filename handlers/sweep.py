@@ -1,0 +1,633 @@
+"""The scheduled exposure sweep: the configuration checker beside the event-driven path.
+
+Event monitoring misses whatever happens while CloudTrail is off, and everything made
+public before the detector existed. The sweep looks at every bucket instead:
+
+- **scheduled run** (EventBridge schedule, hourly by default): list every bucket (paged),
+  then check them here with bounded parallelism, or, above ``SWEEP_FANOUT_THRESHOLD``
+  buckets, enqueue batches of names to the SQS work queue; the function's own SQS event
+  source mapping runs them as **worker** invocations. A run that is short of time also
+  hands its unchecked remainder to the queue.
+- **per bucket**, the response path's logic: :func:`exposure.read_bucket_state` and
+  :func:`exposure.assess_bucket` (policy status and policy, ACL, bucket and account BPA,
+  ownership), :func:`approvals.check_approval`, :func:`severity.rate`,
+  :func:`remediation.remediate` in the configured mode, :func:`alert.build_alert`.
+  Public and exposable buckets that are not excepted alert once per exposure
+  (:mod:`handlers.exposure_ledger`); the daily digest lists those still open.
+- **metrics**: one CloudWatch EMF line per invocation (:mod:`handlers.sweep_metrics`).
+
+Buckets whose state cannot be decided (reads failed) are counted as errors and logged,
+not alerted or closed: without an event saying something changed, a failed read is far
+more often throttling than exposure, and the error metric has its own alarm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypedDict, cast
+
+from handlers import alert as alerts
+from handlers import aws_clients, sweep_metrics
+from handlers.approvals import check_approval
+from handlers.exposure import (
+    Exposure,
+    Read,
+    account_bpa_read,
+    assess_bucket,
+    describe_error,
+    read_bucket_state,
+)
+from handlers.exposure_ledger import (
+    EXPOSED_STATUSES,
+    ExposureLedger,
+    LedgerEntry,
+    LedgerUnavailable,
+    is_news,
+    signature,
+)
+from handlers.finding import Finding
+from handlers.remediation import remediate
+from handlers.response import configure_logging
+from handlers.severity import is_sensitive, rate
+from handlers.sweep_config import SweepSettings, load_sweep_settings
+from handlers.sweep_digest import build_digest, digest_due, open_exposures
+
+log = logging.getLogger("handlers.sweep")
+LIST_PAGE_SIZE = 1000  # ListBuckets' MaxBuckets ceiling
+SEND_BATCH = 10  # SendMessageBatch's entry limit
+TIME_RESERVE_SECONDS = 90.0  # left for enqueueing the rest, the digest and the metric line
+DEFAULT_REMAINING_SECONDS = 900.0
+BATCH_SCHEMA = "s3-exposure-sweep-batch/1"
+ACTED = frozenset({"applied", "failed", "unverified"})  # remediation outcomes worth an alert on their own
+
+_settings: SweepSettings | None = None
+
+
+class LambdaContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class AlertNotPublished(RuntimeError):
+    """Some alert could not be published; raised after the metric so the run or batch is retried."""
+
+
+class SweepIncomplete(RuntimeError):
+    """Some buckets were neither checked nor enqueued."""
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """A bucket and the region it lives in (``None``: unknown, use the home region)."""
+
+    name: str
+    region: str | None
+
+
+@dataclass
+class BucketResult:
+    """What the sweep found and did for one bucket."""
+
+    bucket: str
+    status: str  # public-now | exposable | closed | gone | unknown | error
+    outcome: str  # private | gone | excepted | alerted | suppressed | error | alert-failed
+    severity: str | None = None
+    remediation: str | None = None
+    reason: str | None = None  # why it alerted: new | changed | remediated | ledger-unavailable
+    error: str | None = None
+    message_id: str | None = None
+
+
+class SweepSummary(TypedDict):
+    """The handler's return value for a scheduled run."""
+
+    run: str
+    mode: str  # scheduled
+    listed: int
+    checked: int
+    enqueued: int
+    batches: int
+    counts: dict[str, int]
+    alerted: list[str]
+    remediated: list[str]
+    digest: str | None  # sent | not-due | already-sent | empty | failed
+    completed: bool
+
+
+@dataclass
+class SweepContext:
+    """Everything one invocation shares across its bucket checks."""
+
+    settings: SweepSettings
+    account_bpa: Read
+    ledger: ExposureLedger
+    known: Mapping[str, LedgerEntry]  # ledger entries of the buckets at hand (for clean-up)
+    run_id: str
+    now: datetime
+    home_region: str | None
+
+
+# ---- entry point -------------------------------------------------------------------------------
+
+
+def handler(event: dict[str, Any], context: LambdaContext | None) -> Any:
+    """Lambda entry: an SQS batch from the work queue (worker) or anything else (a scheduled run)."""
+    sweep = current_settings()
+    configure_logging(sweep.base.log_level)
+    aws_clients.size_connection_pool(sweep.threads + 4)
+    started = time.monotonic()
+    budget = (
+        context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_REMAINING_SECONDS
+    )
+
+    def remaining() -> float:
+        return budget - (time.monotonic() - started)
+
+    if is_work_batch(event):
+        return run_worker(event, sweep, remaining=remaining)
+    return run_scheduled(sweep, remaining=remaining)
+
+
+def current_settings() -> SweepSettings:
+    """Settings from the environment, read once per container."""
+    global _settings
+    if _settings is None:
+        _settings = load_sweep_settings(os.environ)
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    global _settings
+    _settings = None
+
+
+def is_work_batch(event: Any) -> bool:
+    """Whether ``event`` is an SQS batch (from the work queue's event source mapping)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)
+
+
+def log_decision(decision: str, **fields: Any) -> None:
+    """One structured JSON line per decision."""
+    log.info(json.dumps({"decision": decision, **fields}, default=str, sort_keys=True))
+
+
+# ---- the scheduled run -------------------------------------------------------------------------
+
+
+def run_scheduled(
+    sweep: SweepSettings,
+    *,
+    remaining: Callable[[], float] = lambda: DEFAULT_REMAINING_SECONDS,
+    now: datetime | None = None,
+) -> SweepSummary:
+    """List every bucket, then check them here or fan them out; digest; metric line."""
+    settings = sweep.base
+    now = now or datetime.now(UTC)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ")
+    home = os.environ.get("AWS_REGION") or None
+    account = settings.expected_account_id
+    counts: Counter[str] = Counter()
+
+    refs = list_buckets(home)  # a failure raises: no SweepCompleted, so the missed-sweep alarm fires
+    ledger = ExposureLedger(settings.idempotency_table, account, home)
+    known: dict[str, LedgerEntry] = {}
+    try:
+        known = ledger.entries()
+    except LedgerUnavailable as exc:
+        counts["BucketErrors"] += 1
+        log_decision("ledger-scan-failed", run=run_id, error=str(exc))
+    listed = {ref.name for ref in refs}
+    for bucket, entry in known.items():
+        if bucket not in listed:  # deleted since it was reported
+            _forget(ledger, bucket, entry, counts)
+
+    context = SweepContext(
+        settings=sweep,
+        account_bpa=account_bpa_read(account, home),
+        ledger=ledger,
+        known=known,
+        run_id=run_id,
+        now=now,
+        home_region=home,
+    )
+    fan_out = bool(sweep.work_queue_url) and len(refs) > sweep.fanout_threshold
+    results: list[BucketResult] = []
+    rest = refs
+    if not fan_out:
+        results, rest = check_all(refs, context, remaining)
+    enqueued, batches, unsent = enqueue(rest, known, sweep, run_id) if rest else (0, 0, 0)
+    counts["BucketsEnqueued"] += enqueued
+    counts["BucketErrors"] += unsent
+    _tally(results, counts)
+    digest = send_digest(sweep, ledger, now)
+    if digest == "failed":
+        counts["BucketErrors"] += 1
+    completed = unsent == 0 and counts["alert-failed"] == 0
+    counts["SweepCompleted"] = 1 if completed else 0
+    sweep_metrics.emit(settings.account_name, counts, mode="scheduled")
+    summary = SweepSummary(
+        run=run_id,
+        mode="scheduled",
+        listed=len(refs),
+        checked=len(results),
+        enqueued=enqueued,
+        batches=batches,
+        counts=dict(counts),
+        alerted=sorted(r.bucket for r in results if r.outcome == "alerted"),
+        remediated=sorted(r.bucket for r in results if r.remediation == "applied"),
+        digest=digest,
+        completed=completed,
+    )
+    log_decision(
+        "sweep-run",
+        run=run_id,
+        listed=len(refs),
+        checked=len(results),
+        enqueued=enqueued,
+        fanOut=fan_out,
+        digest=digest,
+        counts=dict(counts),
+    )
+    if counts["alert-failed"]:
+        raise AlertNotPublished(
+            f"{counts['alert-failed']} sweep alert(s) could not be published (run {run_id})"
+        )
+    if unsent:
+        raise SweepIncomplete(f"{unsent} bucket(s) could be neither checked nor enqueued (run {run_id})")
+    return summary
+
+
+def list_buckets(region: str | None) -> list[BucketRef]:
+    """Every bucket of the account, page by page, with its region when S3 reports it."""
+    s3 = aws_clients.client("s3", region)
+    refs: list[BucketRef] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"MaxBuckets": LIST_PAGE_SIZE}
+        if token:
+            params["ContinuationToken"] = token
+        page = s3.list_buckets(**params)
+        refs += [BucketRef(b["Name"], b.get("BucketRegion") or None) for b in page.get("Buckets", [])]
+        token = page.get("ContinuationToken")
+        if not token:
+            return refs
+
+
+# ---- worker invocations ------------------------------------------------------------------------
+
+
+def run_worker(
+    event: dict[str, Any],
+    sweep: SweepSettings,
+    *,
+    remaining: Callable[[], float] = lambda: DEFAULT_REMAINING_SECONDS,
+    now: datetime | None = None,
+) -> dict[str, list[dict[str, str]]]:
+    """Check the buckets of each work-queue message; report the messages that must be retried."""
+    settings = sweep.base
+    now = now or datetime.now(UTC)
+    home = os.environ.get("AWS_REGION") or None
+    account = settings.expected_account_id
+    ledger = ExposureLedger(settings.idempotency_table, account, home)
+    account_bpa = account_bpa_read(account, home)
+    counts: Counter[str] = Counter()
+    failures: list[dict[str, str]] = []
+    for record in event["Records"]:
+        message_id = str(record.get("messageId", ""))
+        try:
+            body = json.loads(record["body"])
+            if body.get("schema") != BATCH_SCHEMA:
+                raise ValueError(f"expected schema {BATCH_SCHEMA}, got {body.get('schema')!r}")
+            refs = [BucketRef(str(name), region or None) for name, region in body["buckets"]]
+            known = {b: _known_entry(b, tokens) for b, tokens in (body.get("known") or {}).items()}
+            context = SweepContext(
+                settings=sweep,
+                account_bpa=account_bpa,
+                ledger=ledger,
+                known=known,
+                run_id=str(body.get("run", "?")),
+                now=now,
+                home_region=home,
+            )
+            results, rest = check_all(refs, context, remaining)
+            _tally(results, counts)
+            if rest:
+                enqueued, _, unsent = enqueue(rest, known, sweep, context.run_id)
+                counts["BucketsEnqueued"] += enqueued
+                if unsent:
+                    raise SweepIncomplete(f"{unsent} bucket(s) could not be re-enqueued")
+            failed = sum(1 for r in results if r.outcome == "alert-failed")
+            if failed:
+                raise AlertNotPublished(f"{failed} alert(s) could not be published")
+        except Exception as exc:  # this message is retried (then dead-lettered); the others are done
+            log_decision("sweep-batch-failed", messageId=message_id, error=f"{type(exc).__name__}: {exc}")
+            failures.append({"itemIdentifier": message_id})
+    sweep_metrics.emit(settings.account_name, counts, mode="worker")
+    return {"batchItemFailures": failures}
+
+
+def _known_entry(bucket: str, tokens: list[str]) -> LedgerEntry:
+    return LedgerEntry(bucket, tuple(tokens), "", "", None, None, None, "sweep", None)
+
+
+def enqueue(
+    refs: list[BucketRef], known: Mapping[str, LedgerEntry], sweep: SweepSettings, run_id: str
+) -> tuple[int, int, int]:
+    """Send ``refs`` to the work queue in batches; returns (buckets enqueued, messages, buckets not sent)."""
+    if not sweep.work_queue_url:
+        log_decision(
+            "sweep-unfinished", run=run_id, buckets=len(refs), reason="no work queue to hand them to"
+        )
+        return 0, 0, len(refs)
+    sqs = aws_clients.client("sqs", _queue_region(sweep.work_queue_url))
+    batches = [refs[i : i + sweep.batch_size] for i in range(0, len(refs), sweep.batch_size)]
+    bodies = [
+        json.dumps(
+            {
+                "schema": BATCH_SCHEMA,
+                "run": run_id,
+                "buckets": [[r.name, r.region] for r in batch],
+                "known": {r.name: list(known[r.name].signature) for r in batch if r.name in known},
+            },
+            separators=(",", ":"),
+        )
+        for batch in batches
+    ]
+    sent = unsent = 0
+    for start in range(0, len(bodies), SEND_BATCH):
+        entries = {str(i): bodies[i] for i in range(start, min(start + SEND_BATCH, len(bodies)))}
+        for _attempt in range(2):  # SendMessageBatch can fail some entries; try those once more
+            try:
+                response = sqs.send_message_batch(
+                    QueueUrl=sweep.work_queue_url,
+                    Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
+                )
+                failed = {f["Id"] for f in response.get("Failed", [])}
+            except Exception as exc:  # the whole call failed: retry, then count as not sent
+                log_decision("enqueue-failed", run=run_id, error=describe_error("sqs:SendMessage", exc))
+                failed = set(entries)
+            for key in set(entries) - failed:
+                sent += len(batches[int(key)])
+            entries = {key: entries[key] for key in failed}
+            if not entries:
+                break
+        unsent += sum(len(batches[int(key)]) for key in entries)
+    log_decision("enqueued", run=run_id, buckets=sent, messages=len(batches), unsent=unsent)
+    return sent, len(batches), unsent
+
+
+def _queue_region(url: str) -> str | None:
+    host = url.split("/")[2]
+    parts = host.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "sqs" else None
+
+
+# ---- checking buckets --------------------------------------------------------------------------
+
+
+def check_all(
+    refs: list[BucketRef], context: SweepContext, remaining: Callable[[], float]
+) -> tuple[list[BucketResult], list[BucketRef]]:
+    """Check ``refs`` on ``SWEEP_THREADS`` threads; stop early when time runs short.
+
+    Returns the results and the buckets not started (to hand to the work queue).
+    """
+    threads = context.settings.threads
+    chunk = max(threads * 8, 1)
+    results: list[BucketResult] = []
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sweep") as pool:
+        for start in range(0, len(refs), chunk):
+            if remaining() < TIME_RESERVE_SECONDS:
+                rest = refs[start:]
+                log_decision("sweep-out-of-time", run=context.run_id, checked=start, rest=len(rest))
+                return results, rest
+            results += pool.map(lambda ref: check_bucket(ref, context), refs[start : start + chunk])
+    return results, []
+
+
+def check_bucket(ref: BucketRef, context: SweepContext) -> BucketResult:
+    """Confirm, rate, remediate and (once per exposure) alert for one bucket; never raises."""
+    try:
+        result = _check(ref, context)
+    except Exception as exc:  # one bucket's surprise must not stop the sweep
+        result = BucketResult(ref.name, "error", "error", error=f"{type(exc).__name__}: {exc}"[:300])
+    if result.outcome not in ("private", "gone", "suppressed") or log.isEnabledFor(logging.DEBUG):
+        log_decision(
+            "sweep-bucket",
+            run=context.run_id,
+            bucket=ref.name,
+            region=ref.region,
+            status=result.status,
+            outcome=result.outcome,
+            severity=result.severity,
+            remediation=result.remediation,
+            reason=result.reason,
+            error=result.error,
+        )
+    return result
+
+
+def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
+    settings = context.settings.base
+    account = settings.expected_account_id
+    region = ref.region or context.home_region
+    state = read_bucket_state(ref.name, account, region, workers=1, account_bpa=context.account_bpa)
+    exposure = assess_bucket(state)
+    status = exposure["status"]
+    if status in ("closed", "gone"):
+        entry = context.known.get(ref.name)
+        if entry is not None:
+            _forget(context.ledger, ref.name, entry, Counter())
+        return BucketResult(ref.name, status, "private" if status == "closed" else "gone")
+    if status not in EXPOSED_STATUSES:
+        failures = [f"{f['call']}:{f['error']}" for f in exposure["failures"]]
+        return BucketResult(
+            ref.name, status, "error", error="; ".join(failures) or "; ".join(exposure["reasons"])
+        )
+
+    approval = check_approval(
+        ref.name,
+        exposure["tags"],
+        allow_list=settings.exception_buckets,
+        approval_tag=settings.approval_tag,
+        now=context.now,
+    )
+    if approval.approved:
+        return BucketResult(ref.name, status, "excepted", reason=approval.reason)
+    finding = sweep_finding(ref.name, region, account, exposure)
+    sensitive = is_sensitive(exposure["tags"], settings.sensitive_tag, settings.sensitive_tag_values)
+    severity, why = rate(finding, exposure, approval, production=settings.production, sensitive=sensitive)
+    remediation = remediate(
+        finding, exposure, approval, mode=settings.remediation_mode, account=account, allow_account=False
+    )
+    result = BucketResult(
+        ref.name, status, "suppressed", severity=severity, remediation=remediation["status"]
+    )
+
+    tokens = signature(exposure)
+    previous: LedgerEntry | None = None
+    ledger_ok = True
+    try:
+        previous = context.ledger.get(ref.name)
+    except LedgerUnavailable as exc:
+        ledger_ok = False  # alert rather than stay silent: at worst a repeat
+        result.error = str(exc)
+    news = is_news(tokens, previous.signature if previous else None)
+    if not ledger_ok:
+        result.reason = "ledger-unavailable"
+    elif news:
+        result.reason = "new" if previous is None else "changed"
+    elif remediation["status"] in ACTED:
+        result.reason = "remediated"
+    else:
+        if previous is not None and set(previous.signature) != set(tokens):
+            _quietly(
+                lambda: context.ledger.record(
+                    ref.name, tokens, previous, status=status, severity=severity, region=region,
+                    now=context.now, source="sweep", subject=previous.subject, alerted=False,
+                )
+            )  # fmt: skip
+        return result
+
+    checked_at = context.now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    alert = alerts.build_alert(
+        finding, exposure, severity, why, approval, remediation, settings, checked_at=checked_at
+    )
+    alert["payload"]["sweep"] = {
+        "run": context.run_id,
+        "reason": result.reason,
+        "signature": list(tokens),
+        "previousSignature": list(previous.signature) if previous else None,
+        "previouslyAlerted": previous.alerted_at if previous else None,
+    }
+    claimed = False
+    if ledger_ok and news:
+        try:
+            claimed = context.ledger.record(
+                ref.name, tokens, previous, status=status, severity=severity, region=region,
+                now=context.now, source="sweep", subject=alert["subject"], alerted=True,
+            )  # fmt: skip
+        except LedgerUnavailable as exc:
+            result.error = str(exc)
+        else:
+            if not claimed and remediation["status"] not in ACTED:
+                result.reason = "recorded-meanwhile"  # the real-time path (or a parallel run) reported it
+                return result
+    try:
+        result.message_id = alerts.publish(alert, settings.alert_topic_arn, settings.topic_region)
+    except Exception as exc:  # keep going; the run or batch raises at the end and is retried
+        result.outcome = "alert-failed"
+        result.error = f"{type(exc).__name__}: {exc}"[:300]
+        if claimed:
+            _quietly(lambda: context.ledger.restore(ref.name, previous))
+        return result
+    result.outcome = "alerted"
+    return result
+
+
+def sweep_finding(bucket: str, region: str | None, account: str, exposure: Exposure) -> Finding:
+    """The finding the alert and severity code expect, for a state the sweep found (no event)."""
+    public_now = exposure["status"] == "public-now"
+    access = sorted({a for p in exposure["paths"] for a in p["access"]} - {"unknown"})
+    return cast(
+        Finding,
+        {
+            "eventID": None,
+            "eventName": "ScheduledSweep",
+            "eventTime": None,
+            "account": account,
+            "region": region,
+            "bucket": bucket,
+            "key": None,
+            "accessPoint": None,
+            "public": public_now,
+            "verdict": "public" if public_now else "weakening",
+            "kind": "sweep",
+            "scope": "bucket",
+            "access": access,
+            "principals": [],
+            "variant": "",
+            "route": "sweep",
+            "client": "unknown",
+            "actor": None,
+            "sourceIPAddress": None,
+            "userAgent": None,
+            "severity": "high" if public_now else "medium",
+            "reasons": [f"scheduled sweep: {reason}" for reason in exposure["reasons"]],
+            "error": None,
+            "errorMessage": None,
+        },
+    )
+
+
+def _forget(ledger: ExposureLedger, bucket: str, entry: LedgerEntry, counts: Counter[str]) -> None:
+    try:
+        if ledger.forget(bucket, entry):
+            log_decision("ledger-forget", bucket=bucket, reason="closed or deleted")
+    except LedgerUnavailable as exc:
+        counts["BucketErrors"] += 1
+        log_decision("ledger-forget-failed", bucket=bucket, error=str(exc))
+
+
+def _quietly(action: Callable[[], Any]) -> None:
+    """A ledger write whose failure only risks one repeated alert later: logged, not raised."""
+    try:
+        action()
+    except LedgerUnavailable as exc:
+        log_decision("ledger-write-failed", error=str(exc))
+
+
+def _tally(results: list[BucketResult], counts: Counter[str]) -> None:
+    for result in results:
+        counts["BucketsChecked"] += 1
+        counts[result.outcome] += 1
+        if result.status == "public-now":
+            counts["BucketsPublic"] += 1
+        elif result.status == "exposable":
+            counts["BucketsExposable"] += 1
+        if result.remediation == "applied":
+            counts["BucketsRemediated"] += 1
+        if result.outcome == "alerted":
+            counts["AlertsSent"] += 1
+        if result.outcome in ("error", "alert-failed"):
+            counts["BucketErrors"] += 1
+
+
+# ---- the daily digest --------------------------------------------------------------------------
+
+
+def send_digest(sweep: SweepSettings, ledger: ExposureLedger, now: datetime) -> str:
+    """Send today's digest if due and not yet sent: sent | not-due | already-sent | empty | failed."""
+    settings = sweep.base
+    if not digest_due(now, sweep.digest_hour):
+        return "not-due"
+    day = now.strftime("%Y-%m-%d")
+    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        if not ledger.claim_digest(day, now.timestamp()):
+            return "already-sent"
+        entries = open_exposures(ledger.entries(), alerted_now=stamp)
+    except LedgerUnavailable as exc:
+        log_decision("digest-failed", day=day, error=str(exc))
+        return "failed"
+    if not entries:
+        log_decision("digest", day=day, exposures=0, sent=False)
+        return "empty"
+    message = build_digest(entries, settings, day, stamp)
+    try:
+        message_id = alerts.publish(message, settings.alert_topic_arn, settings.topic_region)
+    except Exception as exc:
+        _quietly(lambda: ledger.release_digest(day))
+        log_decision("digest-failed", day=day, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    log_decision("digest", day=day, exposures=len(entries), messageId=message_id)
+    return "sent"

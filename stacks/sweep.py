@@ -1,0 +1,226 @@
+"""The scheduled exposure sweep: function, schedule, work queue and what only they use.
+
+- the function (the response function's package, handler ``handlers.sweep.handler``), its
+  log group, role and least-privilege policy (from ``sweep_calls_for`` in handlers/permissions.py);
+- an EventBridge schedule (``rate(N minutes)``, hourly by default) that starts a scheduled run;
+- the work queue for fan-out (KMS-encrypted, with its own dead-letter queue) and the event
+  source mapping that feeds its batches to the same function as worker invocations.
+
+Cost of the default hourly schedule, per 1,000 buckets: 720 runs a month, each making about
+six S3 GET-class calls per bucket (policy status, policy, ACL, BPA, ownership, tags) plus one
+ListBuckets page per 1,000 buckets: ~4.3 million requests a month, about $1.73 at $0.0004 per
+1,000 GET requests (us-east-1), plus Lambda time (~30-60 s at 1 GB per run: ~$0.50-1.00) and
+CloudWatch Logs for one EMF line per run. See the README's sweep section.
+"""
+
+from __future__ import annotations
+
+import json
+
+from handlers.sweep_config import DEFAULT_BATCH_SIZE
+from stacks.bindings import (
+    AssetType,
+    CloudwatchEventRule,
+    CloudwatchEventTarget,
+    CloudwatchEventTargetRetryPolicy,
+    CloudwatchLogGroup,
+    Construct,
+    Fn,
+    IamRole,
+    IamRolePolicy,
+    LambdaEventSourceMapping,
+    LambdaEventSourceMappingScalingConfig,
+    LambdaFunction,
+    LambdaFunctionDeadLetterConfig,
+    LambdaFunctionEnvironment,
+    LambdaFunctionEventInvokeConfig,
+    LambdaFunctionLoggingConfig,
+    LambdaPermission,
+    SqsQueue,
+    TerraformAsset,
+)
+from stacks.config import AccountConfig
+from stacks.iam_policy import SweepPolicyTargets, lambda_assume_role_policy, sweep_function_policy
+from stacks.packaging import build_handler_zip
+from stacks.response_function import RUNTIME, environment_variables
+from stacks.scan_exceptions import accept_findings
+
+HANDLER = "handlers.sweep.handler"
+MEMORY_MB = 1024  # CPU scales with memory: boto3 parsing of ~6 calls per bucket is the bottleneck
+TIMEOUT_SECONDS = 900  # the Lambda maximum: a scheduled run may list and check thousands of buckets
+WORK_RETENTION_SECONDS = 24 * 3600  # a batch older than a day is stale: later sweeps cover it
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
+MAX_RECEIVES = 5  # AWS's advice for SQS event sources (throttled deliveries count as receives)
+
+
+def function_name(account: AccountConfig) -> str:
+    return f"{account.name}-s3-exposure-sweep"
+
+
+def schedule_expression(interval_minutes: int) -> str:
+    """The EventBridge rate expression (the config keeps it >= 15, so the plural form is right)."""
+    return f"rate({interval_minutes} minutes)"
+
+
+def sweep_environment(
+    account: AccountConfig, topic_arn: str, table_name: str, kms_key_arn: str, work_queue_url: str
+) -> dict[str, str]:
+    """The response function's variables (same contract) plus the sweep's own."""
+    return {
+        **environment_variables(account, topic_arn, table_name, kms_key_arn),
+        "SWEEP_WORK_QUEUE_URL": work_queue_url,
+        "SWEEP_FANOUT_THRESHOLD": str(account.sweep_fanout_threshold),
+        "SWEEP_THREADS": str(account.sweep_threads),
+        "SWEEP_BATCH_SIZE": str(DEFAULT_BATCH_SIZE),
+        "SWEEP_DIGEST_HOUR": str(account.sweep_digest_hour),
+    }
+
+
+class SweepFunction(Construct):
+    """Function, role, log group, schedule, work queue with dead letters, and event source mapping."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        account: AccountConfig,
+        kms_key_arn: str,
+        topic_arn: str,
+        table_arn: str,
+        table_name: str,
+    ) -> None:
+        super().__init__(scope, id)
+        name = function_name(account)
+        p, region, acct = account.partition, account.home_region, account.account_id
+
+        self.dead_letters = SqsQueue(
+            self,
+            "work-dead-letters",
+            name=f"{account.name}-sweep-work-dead-letters",
+            kms_master_key_id=kms_key_arn,
+            kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+        )
+        self.queue = SqsQueue(
+            self,
+            "work-queue",
+            name=f"{account.name}-sweep-work",
+            kms_master_key_id=kms_key_arn,
+            kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=WORK_RETENTION_SECONDS,
+            # AWS's advice for Lambda event sources: at least six times the function timeout.
+            visibility_timeout_seconds=6 * TIMEOUT_SECONDS,
+            redrive_policy=json.dumps(
+                {"deadLetterTargetArn": self.dead_letters.arn, "maxReceiveCount": MAX_RECEIVES}
+            ),
+        )
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "log-group",
+            name=f"/aws/lambda/{name}",
+            retention_in_days=account.function_log_retention_days,
+            kms_key_id=kms_key_arn,
+        )
+        self.role = IamRole(
+            self,
+            "role",
+            name=f"{name}-role",
+            description="Runs the scheduled S3 public-exposure sweep",
+            assume_role_policy=json.dumps(lambda_assume_role_policy(acct)),
+        )
+        self.policy_document = sweep_function_policy(
+            account.remediation_mode,
+            SweepPolicyTargets(
+                partition=p,
+                account_id=acct,
+                topic_arn=topic_arn,
+                key_arn=kms_key_arn,
+                table_arn=table_arn,
+                work_queue_arn=self.queue.arn,
+                dead_letter_queue_arn=self.dead_letters.arn,
+                log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+            ),
+            account.exception_buckets,
+        )
+        policy = IamRolePolicy(
+            self,
+            "policy",
+            name="sweep-least-privilege",
+            role=self.role.id,
+            policy=json.dumps(self.policy_document),
+        )
+        package = TerraformAsset(self, "package", path=str(build_handler_zip()), type=AssetType.FILE)
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=name,
+            description="Sweeps every S3 bucket for public exposure on a schedule; alerts once per exposure",
+            role=self.role.arn,
+            runtime=RUNTIME,
+            architectures=["arm64"],
+            handler=HANDLER,
+            filename=package.path,
+            source_code_hash=Fn.filebase64sha256(package.path),
+            memory_size=MEMORY_MB,
+            timeout=TIMEOUT_SECONDS,
+            # One scheduled run plus the workers the event source may start.
+            reserved_concurrent_executions=account.sweep_worker_concurrency + 1,
+            kms_key_arn=kms_key_arn,
+            environment=LambdaFunctionEnvironment(
+                variables=sweep_environment(account, topic_arn, table_name, kms_key_arn, self.queue.url)
+            ),
+            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=self.dead_letters.arn),
+            logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=self.log_group.name),
+            depends_on=[self.log_group, policy],
+        )
+        accept_findings(self.function, "CKV_AWS_117", "CKV_AWS_272", "CKV_AWS_50")
+        LambdaFunctionEventInvokeConfig(
+            self,
+            "async-invoke",
+            function_name=self.function.function_name,
+            # One retry of a failed scheduled run; a later run is due within the hour anyway.
+            maximum_retry_attempts=1,
+            maximum_event_age_in_seconds=min(3600, account.sweep_interval_minutes * 60),
+        )
+
+        self.schedule = CloudwatchEventRule(
+            self,
+            "schedule",
+            name=f"{account.name}-s3-exposure-sweep",
+            description=f"Starts the S3 exposure sweep every {account.sweep_interval_minutes} minutes",
+            schedule_expression=schedule_expression(account.sweep_interval_minutes),
+        )
+        CloudwatchEventTarget(
+            self,
+            "schedule-target",
+            rule=self.schedule.name,
+            target_id="sweep",
+            arn=self.function.arn,
+            retry_policy=CloudwatchEventTargetRetryPolicy(
+                maximum_event_age_in_seconds=min(3600, account.sweep_interval_minutes * 60),
+                maximum_retry_attempts=3,
+            ),
+        )
+        LambdaPermission(
+            self,
+            "schedule-invokes",
+            statement_id="ScheduleStartsSweep",
+            action="lambda:InvokeFunction",
+            function_name=self.function.function_name,
+            principal="events.amazonaws.com",
+            source_arn=self.schedule.arn,
+        )
+        LambdaEventSourceMapping(
+            self,
+            "work-source",
+            event_source_arn=self.queue.arn,
+            function_name=self.function.arn,
+            batch_size=1,  # one message = up to SWEEP_BATCH_SIZE buckets: plenty per invocation
+            function_response_types=["ReportBatchItemFailures"],
+            # Below the reserved concurrency, so SQS deliveries are not throttled into the DLQ.
+            scaling_config=LambdaEventSourceMappingScalingConfig(
+                maximum_concurrency=account.sweep_worker_concurrency
+            ),
+            depends_on=[policy],
+        )
