@@ -6,6 +6,7 @@ the response function, the scheduled sweep and the alarms, then the rules that f
 
 from __future__ import annotations
 
+from handlers.event_patterns import RULES
 from stacks.alerting import Alerting, SweepWatch
 from stacks.bindings import Construct, LocalBackend, TerraformOutput, TerraformStack
 from stacks.config import AccountConfig
@@ -13,7 +14,7 @@ from stacks.dead_letters import DeadLetterQueue
 from stacks.encryption_key import EncryptionKey
 from stacks.providers import ProviderOptions, build_providers
 from stacks.response_function import ResponseFunction
-from stacks.rules import ExposureRules
+from stacks.rules import ExposureRules, rule_arn
 from stacks.sweep import SweepFunction
 from stacks.trail import Trail, trail_arn
 
@@ -42,7 +43,13 @@ class DetectorStack(TerraformStack):
             Trail(
                 self, "trail", account=account, kms_key_arn=key_arn if account.trail_kms_encryption else None
             )
-        dead_letters = DeadLetterQueue(self, "dead-letters", account=account, kms_key_arn=key_arn)
+        dead_letters = DeadLetterQueue(
+            self,
+            "dead-letters",
+            account=account,
+            kms_key_arn=key_arn,
+            source_rule_arns=[rule_arn(account, rule, account.home_region) for rule in RULES],
+        )
         alerting = Alerting(self, "alerting", account=account, kms_key_arn=key_arn)
         response = ResponseFunction(
             self,
@@ -77,7 +84,6 @@ class DetectorStack(TerraformStack):
             function_arn=response.function.arn,
             function_name=response.function.function_name,
             dead_letter_queue_arn=dead_letters.queue.arn,
-            dead_letter_queue_url=dead_letters.queue.url,
             kms_key_arn=key_arn,
             kms_key_id=key.key.key_id,
         )

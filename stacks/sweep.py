@@ -98,8 +98,9 @@ class SweepFunction(Construct):
             self,
             "work-dead-letters",
             name=f"{account.name}-sweep-work-dead-letters",
-            kms_master_key_id=kms_key_arn,
-            kms_data_key_reuse_period_seconds=300,
+            # SQS-managed keys: it holds bucket names only, and not waiting for the KMS key
+            # keeps it off the apply's critical path (each queue costs ~25 s to create).
+            sqs_managed_sse_enabled=True,
             message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
         )
         self.queue = SqsQueue(

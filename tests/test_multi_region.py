@@ -145,18 +145,19 @@ def test_forwarding_targets_dead_letter_into_a_queue_in_their_own_region(stack, 
     for region in OTHERS:
         for target in targets[region]:
             assert queue_region[target["dead_letter_config"]["arn"]] == region
-    rule_regions = {
-        f"${{aws_cloudwatch_event_rule.{key}.arn}}": region_of(r)
-        for key, r in resources(stack, "aws_cloudwatch_event_rule").items()
-    }
-    policies = by_region(stack, "aws_sqs_queue_policy")
-    for region in OTHERS:
-        (policy,) = policies[region]
-        (statement,) = json.loads(policy["policy"])["Statement"]
+    # Each queue's policy is inline and admits exactly its own region's rules, by ARN.
+    rules = by_region(stack, "aws_cloudwatch_event_rule")
+    for queue in regional:
+        region = region_of(queue)
+        (statement,) = json.loads(queue["policy"])["Statement"]
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
         assert statement["Action"] == "sqs:SendMessage"
+        assert statement["Resource"] == f"arn:aws:sqs:{region}:{account.account_id}:{queue['name']}"
         sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
-        assert len(sources) == len(RULES) and {rule_regions[s] for s in sources} == {region}
+        assert sorted(sources) == sorted(
+            f"arn:aws:events:{region}:{account.account_id}:rule/{r['name']}" for r in rules[region]
+        )
+        assert len(sources) == len(RULES)
 
 
 def test_one_function_and_one_topic_all_in_the_home_region(stack) -> None:
