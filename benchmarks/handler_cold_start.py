@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,11 @@ BUDGET_MS = 50.0
 SIMULATED_LATENCY_S = 0.020
 
 
-def import_times(code: str, env: dict[str, str]) -> dict[str, float]:
+def import_times(code: str, env: dict[str, str], python: str = sys.executable) -> dict[str, float]:
     """Cumulative import time (ms) of each top-level import ``code`` makes, in a fresh interpreter."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
-        cwd=ROOT,
+        [python, "-X", "importtime", "-c", code],
+        cwd=env.get("BENCH_CWD", ROOT),
         env=env,
         capture_output=True,
         text=True,
@@ -72,7 +73,38 @@ def import_table(runs: int) -> list[tuple[str, float, float]]:
                 # With boto3 already imported, the handler's own cumulative time is exactly what it adds.
                 added.append(import_times("import boto3; import handlers.response", env)["handlers.response"])
             rows.append((label, statistics.median(boto), statistics.median(added)))
+        rows.extend(shipped_bytecode_rows(runs))
     return rows
+
+
+def shipped_bytecode_rows(runs: int) -> list[tuple[str, float, float]]:
+    """As in Lambda: the deployment zip (with its python3.12 bytecode) unpacked read-only, no writes.
+
+    Needs a Python 3.12 (``LAMBDA_PYTHON`` or ``python3.12`` on PATH, as the packaging does);
+    boto3 comes from this venv (pure Python, like the runtime's own copy).
+    """
+    from stacks.packaging import build_handler_zip, lambda_python
+
+    python = lambda_python()
+    if not python:
+        print("(no Python 3.12 found: set LAMBDA_PYTHON to measure the shipped bytecode)")
+        return []
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    with tempfile.TemporaryDirectory() as task_root:
+        zipfile.ZipFile(build_handler_zip()).extractall(task_root)
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{task_root}:{site}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "BENCH_CWD": task_root,
+        }
+        boto, added = [], []
+        for _ in range(runs):
+            boto.append(import_times("import boto3", env, python)["boto3"])
+            added.append(
+                import_times("import boto3; import handlers.response", env, python)["handlers.response"]
+            )
+    return [("shipped bytecode (3.12 zip)", statistics.median(boto), statistics.median(added))]
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -6,6 +6,7 @@ Stacks are synthesized once per module (the cdktf runtime starts once per proces
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from handlers.event_patterns import RULES
 from stacks.config import load_config, parse_config
+from stacks.packaging import build_handler_zip
 from stacks.providers import ENDPOINT_SERVICES, ProviderOptions
 from stacks.synth import synth_config
 
@@ -219,7 +221,40 @@ def test_package_holds_the_handlers_package_without_pycache(stacks):
         names = archive.namelist()
     assert "handlers/__init__.py" in names and "handlers/classify.py" in names
     assert all(name.startswith("handlers/") for name in names)
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # Never the building machine's own bytecode cache; only python3.12 bytecode made for Lambda.
+    assert not [n for n in names if n.endswith(".pyc") and not n.endswith(".cpython-312.pyc")]
+
+
+def _python_312() -> str | None:
+    found = os.environ.get("LAMBDA_PYTHON") or next(
+        (str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))), None
+    )
+    return found if found and Path(found).exists() else None
+
+
+def test_package_ships_reproducible_lambda_bytecode_when_python_312_is_at_hand(tmp_path, monkeypatch):
+    python = _python_312()
+    if not python:
+        pytest.skip("no Python 3.12 here (LAMBDA_PYTHON unset, none under ~/.pyenv)")
+    monkeypatch.setenv("LAMBDA_PYTHON", python)
+    first = build_handler_zip(build_dir=tmp_path / "a")
+    second = build_handler_zip(build_dir=tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()  # same source, same bytes: a stable asset hash
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+        sources = [n for n in names if n.endswith(".py")]
+        pycs = [n for n in names if n.endswith(".pyc")]
+        assert len(pycs) == len(sources)
+        for source in sources:
+            folder, module = source.rsplit("/", 1)
+            assert f"{folder}/__pycache__/{module[:-3]}.cpython-312.pyc" in names
+        header = archive.read("handlers/__pycache__/classify.cpython-312.pyc")[:16]
+    # PEP 552 flags: bit 0 hash-based, bit 1 check the source; unchecked-hash is 0b01 (Lambda never recompiles).
+    assert int.from_bytes(header[4:8], "little") == 0b01
+    monkeypatch.setenv("LAMBDA_PYTHON", "/nonexistent/python3.12")
+    plain = build_handler_zip(build_dir=tmp_path / "c")
+    with zipfile.ZipFile(plain) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".pyc")]
 
 
 def test_function_environment_carries_the_config(stacks):
