@@ -249,7 +249,7 @@ def test_package_ships_reproducible_lambda_bytecode_when_python_312_is_at_hand(t
             folder, module = source.rsplit("/", 1)
             assert f"{folder}/__pycache__/{module[:-3]}.cpython-312.pyc" in names
         header = archive.read("handlers/__pycache__/classify.cpython-312.pyc")[:16]
-    # PEP 552 flags: bit 0 hash-based, bit 1 check the source; unchecked-hash is 0b01 (Lambda never recompiles).
+    # PEP 552 flags: bit 0 hash-based, bit 1 check source; unchecked-hash is 0b01.
     assert int.from_bytes(header[4:8], "little") == 0b01
     monkeypatch.setenv("LAMBDA_PYTHON", "/nonexistent/python3.12")
     plain = build_handler_zip(build_dir=tmp_path / "c")
