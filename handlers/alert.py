@@ -80,13 +80,15 @@ def headline(finding: Finding, exposure: Exposure) -> str:
         return f"S3 bucket {bucket} is held back only by BPA [sweep]"
     if verdict == "tamper":
         return f"CloudTrail tampering: {finding['eventName']}"
+    access_point = f"access point {finding['accessPoint'] or '?'}"
     if verdict == "attempt":
-        target = "account" if scope == "account" else f"bucket {bucket}"
+        target = {"account": "account", "access-point": access_point}.get(scope, f"bucket {bucket}")
         return f"Failed attempt to expose S3 {target} ({finding['eventName']})"
     if scope == "account":
         return "S3 account-level Block Public Access weakened"
     if scope == "access-point":
-        return f"S3 access point {finding['accessPoint'] or '?'} made public{access}"
+        made = "possibly made public" if verdict == "undetermined" else "made public"
+        return f"S3 {access_point} {made}{access}"
     if verdict == "undetermined":
         return f"S3 bucket {bucket} possibly made public ({finding['eventName']}){now_public}"
     if kind == "block-public-access":

@@ -138,3 +138,25 @@ def test_clients_have_bounded_timeouts_and_retries(monkeypatch: pytest.MonkeyPat
     assert (config.connect_timeout, config.read_timeout) == (2, 5)
     assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
     assert aws_clients.client("s3", "eu-west-1") is aws_clients.client("s3", "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    ("case_id", "expected"),
+    [
+        ("access_point_policy/truncated-policy", "S3 access point public-catalog possibly made public"),
+        (
+            "access_point_policy/public-accessdenied",
+            "Failed attempt to expose S3 access point public-catalog (PutAccessPointPolicy)",
+        ),
+        ("access_point_policy/principal-star-getobject", "S3 access point public-catalog made public (read)"),
+    ],
+)
+def test_access_point_headlines_name_the_access_point_and_hedge_when_undetermined(case_id, expected):
+    from demo.dataset_loader import load_cases
+    from handlers.alert import headline
+    from handlers.classify import classify
+    from handlers.exposure import not_checked
+
+    (case,) = [c for c in load_cases() if c.id == case_id]
+    (finding,) = classify(case.record)
+    assert headline(finding, not_checked("access point")) == expected
