@@ -84,3 +84,19 @@ def make_finding(
         error=error,
         errorMessage=as_text(record.get("errorMessage")) if error else None,
     )
+
+
+def tamper_finding(
+    record: Record, reasons: list[str], *, scope: str = "trail", bucket: str | None = None
+) -> Finding:
+    """A finding for a call that blinds or weakens the audit trail the detector relies on."""
+    return make_finding(
+        record,
+        verdict="tamper",
+        kind="trail",
+        route="trail-tamper",
+        variant="body",
+        scope=scope,
+        reasons=reasons,
+        bucket=bucket,
+    )

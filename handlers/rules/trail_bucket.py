@@ -24,7 +24,7 @@ from typing import Any
 from handlers.finding import Finding
 from handlers.policy import PolicyUnreadable, load_policy
 from handlers.records import Record, as_list, as_text, bucket_name, deep_get, get_ci, request_parameters
-from handlers.rules.base import make_finding
+from handlers.rules.base import tamper_finding
 from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 ROUTE = "trail-tamper"
@@ -91,15 +91,4 @@ def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Find
             f"the lifecycle of the detector's trail log bucket {bucket} was replaced{expiry}: "
             "log files may expire early, destroying the audit record"
         ]
-    return [
-        make_finding(
-            record,
-            verdict="tamper",
-            kind="trail",
-            route="trail-tamper",
-            variant="body",
-            scope="bucket",
-            reasons=reasons,
-            bucket=bucket,
-        )
-    ]
+    return [tamper_finding(record, reasons, scope="bucket", bucket=bucket)]

@@ -22,7 +22,7 @@ from typing import Any
 from handlers.finding import Finding
 from handlers.policy import PolicyUnreadable, load_policy
 from handlers.records import Record, as_list, as_text, deep_get, get_ci, request_parameters
-from handlers.rules.base import make_finding
+from handlers.rules.base import tamper_finding
 from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 ROUTE = "trail-tamper"
@@ -88,15 +88,4 @@ def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Find
             f"the policy of KMS key {key} ({what}) was replaced",
             *key_policy_reasons(get_ci(params, "policy"), context.is_trail_key(refs)),
         ]
-    return [
-        make_finding(
-            record,
-            verdict="tamper",
-            kind="trail",
-            route="trail-tamper",
-            variant="body",
-            scope="trail",
-            reasons=reasons,
-            bucket=None,
-        )
-    ]
+    return [tamper_finding(record, reasons)]

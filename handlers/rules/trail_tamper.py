@@ -18,7 +18,7 @@ from typing import Any
 
 from handlers.finding import Finding
 from handlers.records import Record, as_list, as_text, get_ci, request_parameters
-from handlers.rules.base import make_finding
+from handlers.rules.base import tamper_finding
 from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, key_id_of
 
 ROUTE = "trail-tamper"
@@ -110,15 +110,4 @@ def classify(record: Record, context: DetectorContext = NO_CONTEXT) -> list[Find
         return []
     if ours:
         reasons.append(f"{trail} is the detector's own trail")
-    return [
-        make_finding(
-            record,
-            verdict="tamper",
-            kind="trail",
-            route="trail-tamper",
-            variant="body",
-            scope="trail",
-            reasons=reasons,
-            bucket=None,
-        )
-    ]
+    return [tamper_finding(record, reasons)]
