@@ -1,4 +1,4 @@
-"""A faithful EventBridge pattern matcher for tests: LocalStack's pure-Python rule engine.
+"""A faithful EventBridge pattern matcher (demo and tests): LocalStack's pure-Python rule engine.
 
 moto's matcher never matches inside arrays of objects (``Statement[].Principal``,
 ``Grant[].Grantee.URI``) and accepts misspelled operators, so it cannot prove routing.
