@@ -12,6 +12,15 @@ PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 CHECKOV := .tools/checkov/bin/checkov
 
+# Offline Terraform: when TF_PROVIDER_MIRROR is not given, use a hashicorp/aws provider mirror
+# found on this machine, if any (its root holds registry.terraform.io/). Empty means download.
+ifeq ($(origin TF_PROVIDER_MIRROR),undefined)
+TF_PROVIDER_MIRROR := $(shell find / \( -path /proc -o -path /sys \) -prune -o -type f \
+	-name 'terraform-provider-aws_*' -path '*/registry.terraform.io/*' -print -quit 2>/dev/null \
+	| sed 's|/registry.terraform.io/.*||')
+endif
+export TF_PROVIDER_MIRROR
+
 .PHONY: bootstrap demo demo-real-account detect-dataset test detect lint snapshot plan validate synth bench clean
 
 bootstrap: $(VENV)/.synced $(CHECKOV)
