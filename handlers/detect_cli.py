@@ -47,9 +47,9 @@ from handlers.cloudtrail_files import (
     read_bounded,
     text_buffer_for,
 )
-from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched
+from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched, pattern_for
 from handlers.records import as_text
-from handlers.rules import WATCHED_EVENT_NAMES
+from handlers.rules import watched_event_names
 from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 VERDICTS = ("public", "weakening", "attempt", "undetermined", "tamper")
@@ -103,7 +103,7 @@ def _classify_all(report: FileReport, values: Iterator[object], context: Detecto
             report.not_records += 1
             continue
         report.records += 1
-        if as_text(inner.get("eventName")) in WATCHED_EVENT_NAMES:
+        if as_text(inner.get("eventName")) in watched_event_names(context):
             report.watched += 1
         for finding in classify(record, context):
             report.findings.append(json.dumps(finding, separators=(",", ":")))
@@ -119,6 +119,8 @@ def scan_file(
     them is reported too.
     """
     report = FileReport(path)
+    # Calls whose rules need context this run lacks cannot yield a finding: no need to parse them.
+    watched = pattern_for(watched_event_names(context))
     try:
         data = read_bounded(path, limit)
         if data is not None:
@@ -126,7 +128,7 @@ def scan_file(
             if start == len(data):
                 report.warnings.append(f"{path}: empty file, no records")
                 return report
-            if not strict and not may_contain_watched(data):
+            if not strict and not may_contain_watched(data, watched):
                 outline = _outline_error(path, data[start : start + 1], _last_non_ws(data))
                 if outline:
                     report.errors.append(outline)
@@ -134,7 +136,7 @@ def scan_file(
                 report.records = count_records(data)
                 return report
         elif not strict:
-            prefilter = ChunkedPrefilter()
+            prefilter = ChunkedPrefilter(watched)
             first, last = b"", b""
             for chunk in iter_binary_chunks(path):
                 prefilter.feed(chunk)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from functools import cache
 
 from handlers.rules import WATCHED_EVENT_NAMES
 
@@ -52,6 +53,13 @@ def watched_name_pattern(names: Iterable[str]) -> re.Pattern[bytes]:
 
 WATCHED_NAME = watched_name_pattern(WATCHED_EVENT_NAMES)
 
+
+@cache
+def pattern_for(names: frozenset[str]) -> re.Pattern[bytes]:
+    """:func:`watched_name_pattern` for ``names``, compiled once per set (e.g. per detector context)."""
+    return WATCHED_NAME if names == WATCHED_EVENT_NAMES else watched_name_pattern(names)
+
+
 # The longest text a match needs when it holds no whitespace: the key, ':', the name, quotes.
 _LONGEST_MATCH = max(len(_KEY) + 1 + max(len(n) for n in WATCHED_EVENT_NAMES) + 2, len(RECORD_MARKER))
 # A chunk that ends after "eventName", whitespace, maybe ':' and the start of a name: a match may
@@ -64,11 +72,11 @@ def is_utf8(head: bytes) -> bool:
     return json.detect_encoding(head[:4]) in ("utf-8", "utf-8-sig")
 
 
-def may_contain_watched(data: bytes) -> bool:
-    """False only when no record in ``data`` (one whole file) can have a watched ``eventName``."""
+def may_contain_watched(data: bytes, watched: re.Pattern[bytes] = WATCHED_NAME) -> bool:
+    """False only when no record in ``data`` (one whole file) can have a ``watched`` ``eventName``."""
     if not is_utf8(data):
         return True
-    if WATCHED_NAME.search(data) is not None:
+    if watched.search(data) is not None:
         return True
     # Most files hold no backslash at all, and a memchr-speed test rules out every escape.
     return b"\\" in data and LETTER_ESCAPE.search(data) is not None
@@ -88,7 +96,8 @@ class ChunkedPrefilter:
     collapsed, so the memory held stays bounded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, watched: re.Pattern[bytes] = WATCHED_NAME) -> None:
+        self.watched = watched
         self.candidate = False
         self.records = 0  # complete only while not a candidate: callers stop feeding a candidate
         self._tail = b""
@@ -106,7 +115,7 @@ class ChunkedPrefilter:
         window = self._tail + chunk
         # Markers wholly inside the carried tail were counted with the previous chunk.
         self.records += window.count(RECORD_MARKER) - self._tail.count(RECORD_MARKER)
-        if WATCHED_NAME.search(window) or (b"\\" in window and LETTER_ESCAPE.search(window)):
+        if self.watched.search(window) or (b"\\" in window and LETTER_ESCAPE.search(window)):
             self.candidate = True
             return
         self._tail = window[-_LONGEST_MATCH:]

@@ -21,7 +21,8 @@ from handlers import cloudtrail_files, detect_cli
 from handlers.detect_cli import main, scan_file
 from handlers.finding import Finding
 from handlers.prefilter import ChunkedPrefilter, may_contain_watched
-from handlers.rules import REGISTRY, WATCHED_EVENT_NAMES
+from handlers.rules import REGISTRY, WATCHED_EVENT_NAMES, watched_event_names
+from handlers.rules.detector_context import DetectorContext
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "invictus-aws" / "CloudTrail"
@@ -341,14 +342,32 @@ def serialised_files(draw: st.DrawFn) -> tuple[bytes, str]:
 def test_prefilter_never_changes_what_detect_finds(
     tmp_path_factory: pytest.TempPathFactory, sample: Any
 ) -> None:
-    data, _ = sample
+    data, name = sample
     assert may_contain_watched(data)
     path = tmp_path_factory.mktemp("prop") / "sample.json"
     path.write_bytes(data)
     fast, strict = scan_file(str(path)), scan_file(str(path), strict=True)
     assert fast.errors == strict.errors == []
     assert fast.findings == strict.findings
-    assert fast.watched == strict.watched == 1
+    # Without detector context, calls only context-bound rules read (DeleteBucket, KMS) are not watched.
+    assert fast.watched == strict.watched == (1 if name in watched_event_names() else 0)
+
+
+def test_detector_context_widens_what_detect_parses(tmp_path: Path) -> None:
+    record = {
+        "eventVersion": "1.09",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "DeleteBucket",
+        "eventID": "trail-bucket-gone",
+        "recipientAccountId": "111122223333",
+        "requestParameters": {"bucketName": "org-trail-logs"},
+    }
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"Records": [record]}))
+    without = scan_file(str(path))
+    assert without.ruled_out and not without.findings  # no rule can act on it: not even parsed
+    with_context = scan_file(str(path), context=DetectorContext(trail_bucket="org-trail-logs"))
+    assert with_context.parsed and [json.loads(f)["verdict"] for f in with_context.findings] == ["tamper"]
 
 
 # --- end to end -------------------------------------------------------------------------------

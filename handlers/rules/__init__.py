@@ -10,6 +10,7 @@ and both findings must come out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from types import ModuleType
 
 from handlers.finding import Finding
@@ -71,3 +72,20 @@ REGISTRY: dict[EventKey, Callable[..., list[Finding]]] = {
 }
 
 WATCHED_EVENT_NAMES: frozenset[str] = frozenset(name for _, name in REGISTRY)
+
+
+def _can_fire(module: ModuleType, context: DetectorContext) -> bool:
+    fields = getattr(module, "CONTEXT_FIELDS", ())
+    return not fields or any(getattr(context, field) for field in fields)
+
+
+@cache
+def watched_event_names(context: DetectorContext = NO_CONTEXT) -> frozenset[str]:
+    """The event names some rule can act on given ``context``.
+
+    A rule that needs detector context it was not given (the trail bucket, the trail's key)
+    stays silent, so its calls need not even be parsed offline.
+    """
+    return frozenset(
+        name for (_, name), modules in RULES_BY_EVENT.items() if any(_can_fire(m, context) for m in modules)
+    )

@@ -30,6 +30,8 @@ from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 ROUTE = "trail-tamper"
 EVENT_SOURCE = "s3.amazonaws.com"
 EVENT_NAMES = ("PutBucketPolicy", "DeleteBucketPolicy", "DeleteBucket", "PutBucketLifecycle")
+# Fires only when the detector context names one of these (see rules.watched_event_names).
+CONTEXT_FIELDS = ("trail_bucket",)
 CLOUDTRAIL_SERVICE = "cloudtrail.amazonaws.com"
 _WRITE_ACTIONS = frozenset({"s3:putobject", "s3:*", "*"})
 

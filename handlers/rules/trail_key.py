@@ -28,6 +28,8 @@ from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 ROUTE = "trail-tamper"
 EVENT_SOURCE = "kms.amazonaws.com"
 EVENT_NAMES = ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy")
+# Fires only when the detector context names one of these (see rules.watched_event_names).
+CONTEXT_FIELDS = ("trail_key_arn", "detector_key_arn")
 CLOUDTRAIL_SERVICE = "cloudtrail.amazonaws.com"
 _ENCRYPT_ACTIONS = frozenset({"kms:generatedatakey*", "kms:generatedatakey", "kms:*", "*"})
 
