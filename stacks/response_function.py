@@ -70,6 +70,48 @@ def environment_variables(
     }
 
 
+def handler_function(
+    scope: Construct,
+    *,
+    name: str,
+    description: str,
+    role_arn: str,
+    handler: str,
+    memory_mb: int,
+    timeout: int,
+    reserved_concurrency: int,
+    kms_key_arn: str,
+    variables: dict[str, str],
+    dead_letter_arn: str,
+    log_group: CloudwatchLogGroup,
+    policy: IamRolePolicy,
+) -> LambdaFunction:
+    """A function running ``handler`` from the shared ``handlers/`` package, as both functions deploy it."""
+    package = TerraformAsset(scope, "package", path=str(build_handler_zip()), type=AssetType.FILE)
+    function = LambdaFunction(
+        scope,
+        "function",
+        function_name=name,
+        description=description,
+        role=role_arn,
+        runtime=RUNTIME,
+        architectures=["arm64"],
+        handler=handler,
+        filename=package.path,
+        source_code_hash=Fn.filebase64sha256(package.path),
+        memory_size=memory_mb,
+        timeout=timeout,
+        reserved_concurrent_executions=reserved_concurrency,
+        kms_key_arn=kms_key_arn,
+        environment=LambdaFunctionEnvironment(variables=variables),
+        dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=dead_letter_arn),
+        logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=log_group.name),
+        depends_on=[log_group, policy],
+    )
+    accept_findings(function, "CKV_AWS_117", "CKV_AWS_272", "CKV_AWS_50")
+    return function
+
+
 class ResponseFunction(Construct):
     """The function with its role, log group and idempotency table."""
 
@@ -133,30 +175,21 @@ class ResponseFunction(Construct):
             role=self.role.id,
             policy=json.dumps(self.policy_document),
         )
-        package = TerraformAsset(self, "package", path=str(build_handler_zip()), type=AssetType.FILE)
-        self.function = LambdaFunction(
+        self.function = handler_function(
             self,
-            "function",
-            function_name=name,
+            name=name,
             description="Classifies S3 exposure events, confirms, alerts and optionally closes the bucket",
-            role=self.role.arn,
-            runtime=RUNTIME,
-            architectures=["arm64"],
+            role_arn=self.role.arn,
             handler=HANDLER,
-            filename=package.path,
-            source_code_hash=Fn.filebase64sha256(package.path),
-            memory_size=MEMORY_MB,
+            memory_mb=MEMORY_MB,
             timeout=account.function_timeout_seconds,
-            reserved_concurrent_executions=account.reserved_concurrency,
+            reserved_concurrency=account.reserved_concurrency,
             kms_key_arn=kms_key_arn,
-            environment=LambdaFunctionEnvironment(
-                variables=environment_variables(account, topic_arn, self.table.name, kms_key_arn)
-            ),
-            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=dead_letter_queue_arn),
-            logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=self.log_group.name),
-            depends_on=[self.log_group, policy],
+            variables=environment_variables(account, topic_arn, self.table.name, kms_key_arn),
+            dead_letter_arn=dead_letter_queue_arn,
+            log_group=self.log_group,
+            policy=policy,
         )
-        accept_findings(self.function, "CKV_AWS_117", "CKV_AWS_272", "CKV_AWS_50")
         LambdaFunctionEventInvokeConfig(
             self,
             "async-invoke",

@@ -19,31 +19,22 @@ import json
 
 from handlers.sweep_config import DEFAULT_BATCH_SIZE
 from stacks.bindings import (
-    AssetType,
     CloudwatchEventRule,
     CloudwatchEventTarget,
     CloudwatchEventTargetRetryPolicy,
     CloudwatchLogGroup,
     Construct,
-    Fn,
     IamRole,
     IamRolePolicy,
     LambdaEventSourceMapping,
     LambdaEventSourceMappingScalingConfig,
-    LambdaFunction,
-    LambdaFunctionDeadLetterConfig,
-    LambdaFunctionEnvironment,
     LambdaFunctionEventInvokeConfig,
-    LambdaFunctionLoggingConfig,
     LambdaPermission,
     SqsQueue,
-    TerraformAsset,
 )
 from stacks.config import AccountConfig
 from stacks.iam_policy import SweepPolicyTargets, lambda_assume_role_policy, sweep_function_policy
-from stacks.packaging import build_handler_zip
-from stacks.response_function import RUNTIME, environment_variables
-from stacks.scan_exceptions import accept_findings
+from stacks.response_function import environment_variables, handler_function
 
 HANDLER = "handlers.sweep.handler"
 MEMORY_MB = 1024  # CPU scales with memory: boto3 parsing of ~6 calls per bucket is the bottleneck
@@ -151,31 +142,22 @@ class SweepFunction(Construct):
             role=self.role.id,
             policy=json.dumps(self.policy_document),
         )
-        package = TerraformAsset(self, "package", path=str(build_handler_zip()), type=AssetType.FILE)
-        self.function = LambdaFunction(
+        self.function = handler_function(
             self,
-            "function",
-            function_name=name,
+            name=name,
             description="Sweeps every S3 bucket for public exposure on a schedule; alerts once per exposure",
-            role=self.role.arn,
-            runtime=RUNTIME,
-            architectures=["arm64"],
+            role_arn=self.role.arn,
             handler=HANDLER,
-            filename=package.path,
-            source_code_hash=Fn.filebase64sha256(package.path),
-            memory_size=MEMORY_MB,
+            memory_mb=MEMORY_MB,
             timeout=TIMEOUT_SECONDS,
             # One scheduled run plus the workers the event source may start.
-            reserved_concurrent_executions=account.sweep_worker_concurrency + 1,
+            reserved_concurrency=account.sweep_worker_concurrency + 1,
             kms_key_arn=kms_key_arn,
-            environment=LambdaFunctionEnvironment(
-                variables=sweep_environment(account, topic_arn, table_name, kms_key_arn, self.queue.url)
-            ),
-            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=self.dead_letters.arn),
-            logging_config=LambdaFunctionLoggingConfig(log_format="Text", log_group=self.log_group.name),
-            depends_on=[self.log_group, policy],
+            variables=sweep_environment(account, topic_arn, table_name, kms_key_arn, self.queue.url),
+            dead_letter_arn=self.dead_letters.arn,
+            log_group=self.log_group,
+            policy=policy,
         )
-        accept_findings(self.function, "CKV_AWS_117", "CKV_AWS_272", "CKV_AWS_50")
         LambdaFunctionEventInvokeConfig(
             self,
             "async-invoke",
