@@ -4,7 +4,9 @@ Default: start moto on 127.0.0.1, synth ``demo/detector.demo.toml`` with the emu
 endpoint, ``terraform init`` (offline through ``TF_PROVIDER_MIRROR`` when set) and
 ``apply``, then the main pass over every dataset event in the deployed mode (``enforce``) and a
 ``dry-run`` pass (``--mode all`` adds ``off``) that changes only the function's
-``REMEDIATION_MODE`` and replays the events the main pass had something to close; and
+``REMEDIATION_MODE`` and replays the events the main pass had something to close; after the
+main pass, forged events (a bare record, another account's envelope, an unwatched region, a
+foreign source) invoked directly, each of which must be refused before any read; and
 finally destroy the stack, stop moto and remove the temporary files. Exit status 1 when a
 verdict differs from its label or anything else in :func:`demo.replay.problems` fails.
 
@@ -45,7 +47,7 @@ def pass_order(mode: str, deployed_mode: str) -> list[str]:
 
 def run_emulated(args: argparse.Namespace) -> int:
     from demo import report
-    from demo.replay import load_cases, problems, run_pass
+    from demo.replay import forged_events, load_cases, problems, run_pass
     from demo.stack_session import EmulatedStack
     from demo.terraform_run import TerraformError
 
@@ -76,6 +78,14 @@ def run_emulated(args: argparse.Namespace) -> int:
                 _say(report.table(result.rows, only_acted=index > 0 and not args.full))
                 _say(report.summary(result))
                 failures += len(problems(result))
+                if index == 0:
+                    _say("\n== forged events: invoked directly, each must be refused before any read ==")
+                    phase = time.monotonic()
+                    forged = forged_events(stack.server, stack.deployment, stack.workdir, _say)
+                    stack.timings["forged events"] = time.monotonic() - phase
+                    for problem in forged:
+                        _say(f"  PROBLEM: {problem}")
+                    failures += len(forged)
         timings = stack.timings
     except KeyboardInterrupt:
         _say("\ninterrupted: the stack was destroyed, moto stopped and the temporary files removed")

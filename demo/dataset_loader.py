@@ -1,8 +1,8 @@
 """Load the labelled CloudTrail dataset under ``dataset/`` (one JSON file per case).
 
 Each file holds ``description``, ``provenance``, ``expect``, a full CloudTrail
-``record`` and, optionally, a ``context``: the detector's own trail, bucket and keys the
-case is labelled under (:mod:`handlers.rules.detector_context`). The directory names the
+``record`` and, optionally, a ``context``: the detector's own trail, bucket and keys, or
+its approval tag, the case is labelled under (:mod:`handlers.rules.detector_context`). The directory names the
 rule module that reads the record (or ``routine`` for calls no rule reads). A malformed case file raises
 :class:`DatasetError` naming the file and the field, so a typo fails loudly instead
 of silently dropping a case.
@@ -20,7 +20,7 @@ from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_ma
 
 DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
 
-VERDICTS = frozenset({"public", "weakening", "attempt", "undetermined", "tamper", "none"})
+VERDICTS = frozenset({"public", "weakening", "attempt", "undetermined", "tamper", "approval", "none"})
 ROUTES = frozenset({"public-body", "public-header", "guard-removal", "trail-tamper"})
 VARIANTS = frozenset({"body", "header", "unknown"})
 SCOPES = frozenset({"bucket", "object", "account", "access-point", "trail"})
@@ -30,9 +30,10 @@ ACCESS = frozenset({"read", "write", "acl-read", "acl-write", "policy-write", "a
 EXPECT_KEYS = frozenset({"verdict", "kind", "variant", "route", "access", "scope", "bucket"})
 REQUIRED_RECORD_KEYS = ("eventVersion", "eventTime", "eventSource", "eventName", "awsRegion", "eventID")
 
-# Verdicts that mean "this call opened something" (positives) and those that
-# mean it did not (negatives); undetermined is neither.
-POSITIVE_VERDICTS = frozenset({"public", "weakening", "tamper"})
+# Verdicts that must alert (positives) and those that must not (negatives); undetermined is
+# neither. An approval opens nothing by itself but exempts a bucket from remediation, so it is a
+# positive: a low-severity audit alert that must arrive.
+POSITIVE_VERDICTS = frozenset({"public", "weakening", "tamper", "approval"})
 NEGATIVE_VERDICTS = frozenset({"none", "attempt"})
 
 

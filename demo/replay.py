@@ -13,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +292,9 @@ def localise(case: Case, deployment: Deployment) -> dict[str, Any]:
 
     Cases about the detector's own trail name the trail, bucket and keys of the stack they were
     written for (their ``context``); this deployment's differ (moto makes up key ids). Every
-    occurrence, and the account id inside those names, is replaced with what was deployed.
+    occurrence is replaced with what was deployed, and so is the recorded account id (events of
+    other accounts are refused; :func:`forged_events` shows that). A case labelled under another
+    approval tag gets the deployed approval tag instead.
     """
     record = copy.deepcopy(case.record)
     own = from_environment(deployment.function.environment)
@@ -302,14 +305,21 @@ def localise(case: Case, deployment: Deployment) -> dict[str, Any]:
             pairs[written] = deployed_value
             if name.endswith("key_arn"):
                 pairs[key_id_of(written)] = key_id_of(deployed_value)
-    if not pairs:
-        return record
-    context_account = account_id(record)
+    written_tag, deployed_tag = case.detector.approval_tag, own.approval_tag
+    if written_tag != deployed_tag:
+        # A case labelled under another approval tag: swap the two keys, so its approval tag becomes
+        # the deployed one and a deployed-key tag in it stays an ordinary tag, as labelled.
+        swap = {written_tag: deployed_tag, deployed_tag: written_tag}
+        pattern = re.compile("|".join(re.escape(tag) for tag in sorted(swap, key=len, reverse=True)))
+        record = json.loads(pattern.sub(lambda match: swap[match.group(0)], json.dumps(record)))
+    recorded_account = account_id(record)
     text = json.dumps(record)
     for written in sorted(pairs, key=len, reverse=True):  # ARNs before the key ids inside them
         text = text.replace(written, pairs[written])
-    if context_account and context_account != deployment.account_id:
-        text = text.replace(context_account, deployment.account_id)
+    # Every case is replayed as this account's own: the function refuses events of other
+    # accounts (handlers.provenance), which the forged-event pass shows on its own.
+    if recorded_account and recorded_account != deployment.account_id:
+        text = text.replace(recorded_account, deployment.account_id)
     return json.loads(text)
 
 
@@ -436,3 +446,94 @@ def latencies(rows: list[EventRow]) -> dict[str, tuple[float, float, int] | None
 def with_rule_removed(rules: list[deployed.DeployedRule], route: str) -> list[deployed.DeployedRule]:
     """A copy of the deployed rules without the ones named ``*-s3-exposure-<route>`` (negative control)."""
     return [rule for rule in rules if rule.route != route]
+
+
+# ---- forged events --------------------------------------------------------------------------------
+
+
+def forged_variants(record: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
+    """Events someone holding lambda:InvokeFunction could send instead of EventBridge."""
+    good = envelope(record)
+    other = "999988887777" if deployment.account_id != "999988887777" else "111122223333"
+    return {
+        "bare CloudTrail record": record,
+        "envelope of another account": {
+            **good,
+            "account": other,
+            "detail": {**record, "recipientAccountId": other},
+        },
+        "unwatched region": {**good, "region": "ap-south-1", "detail": {**record, "awsRegion": "ap-south-1"}},
+        "foreign source": {**good, "source": "custom.attacker"},
+    }
+
+
+def forged_events(server: MotoServer, deployment: Deployment, workdir: Path, say: Say = print) -> list[str]:
+    """Invoke the deployed function with forged events: each must be refused before any read or action.
+
+    A public policy really is put on a bucket first, so a function that acted on the forged
+    record would read and (in enforce) close it. Returns problems, one line each.
+    """
+    bucket = "demo-forged-target"
+    s3 = server.client("s3", deployment.home_region)
+    reset_state(server, deployment, account_level=False)
+    s3.create_bucket(Bucket=bucket)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    record = {
+        "eventVersion": "1.09",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "PutBucketPolicy",
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "awsRegion": deployment.home_region,
+        "eventID": "f0f0f0f0-0000-4000-8000-000000000001",
+        "recipientAccountId": deployment.account_id,
+        "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{deployment.account_id}:user/someone-else"},
+        "sourceIPAddress": "203.0.113.66",
+        "userAgent": "<!channel> <https://evil.example|AWS console>",
+        "requestParameters": {"bucketName": bucket, "bucketPolicy": policy},
+    }
+    env = {**deployment.function.environment, "REMEDIATION_MODE": "enforce"}
+    clear_idempotency(server, deployment, env.get("IDEMPOTENCY_TABLE"))
+    drain(server, deployment)
+    credentials = twin_role_credentials(
+        server, deployment.function.role_arn, None, session_name="demo-forged"
+    )
+    container = Container(
+        deployment.package_dir,
+        runtime_environment(deployment.function, credentials, server.url, env),
+        deployment.function.timeout_seconds,
+        workdir / "lambda.log",
+    )
+    found: list[str] = []
+    say(f"  {'forged event':<30} {'outcome':<10} {'S3 calls':>8}  bucket BPA after")
+    try:
+        for name, event in forged_variants(record, deployment).items():
+            invocation = container.invoke(event)
+            outcome = str((invocation.result or {}).get("outcome", "error"))
+            s3_calls = [c for c in invocation.calls if c["service"] in ("s3", "s3control")]
+            bpa = read_bpa(server, deployment, "bucket", bucket, deployment.home_region)
+            say(f"  {name:<30} {outcome:<10} {len(s3_calls):>8}  {bpa}")
+            if outcome != "rejected" or s3_calls or invocation.error:
+                found.append(
+                    f"forged {name}: outcome {outcome}, {len(s3_calls)} S3 call(s), {invocation.error}"
+                )
+    finally:
+        container.stop()
+    alerts = drain(server, deployment)
+    verdicts = [str((payload.get("rejected") or {}).get("reason", "")) for payload, _, _ in alerts]
+    say(f"  alerts: {len(alerts)} (one per 15-minute window, however many forged events arrive)")
+    if len(alerts) != 1 or not verdicts[0]:
+        found.append(f"forged events: expected exactly one refusal alert, got {len(alerts)}")
+    s3.delete_bucket_policy(Bucket=bucket)
+    s3.delete_bucket(Bucket=bucket)
+    return found

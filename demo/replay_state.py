@@ -15,6 +15,7 @@ from typing import Any
 
 from handlers.acl import GRANT_HEADERS
 from handlers.records import as_list, as_text, bucket_name, deep_get, failed, get_ci, request_parameters
+from handlers.rules.approval_tag import tag_text
 from handlers.rules.public_access_block import BPA_FLAGS, flag_is_on
 
 _GRANTEE_PAIR = re.compile(r"""\s*([A-Za-z]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^,\s]*))\s*""")
@@ -76,6 +77,15 @@ def bpa_config(params: dict[str, Any]) -> dict[str, bool]:
     if config is None:
         config = deep_get(params, "PutPublicAccessBlockRequest", "PublicAccessBlockConfiguration")
     return {flag: flag_is_on(get_ci(config, flag)) for flag in BPA_FLAGS}
+
+
+def tag_set_kwargs(params: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The boto3 ``TagSet`` a PutBucketTagging recorded (``Tag``: a dict or a list); ``None``: unreadable."""
+    tags = get_ci(get_ci(get_ci(params, "Tagging"), "TagSet"), "Tag")
+    if not isinstance(tags, (dict, list)):
+        return None
+    pairs = [(tag_text(get_ci(tag, "Key")), tag_text(get_ci(tag, "Value"))) for tag in as_list(tags)]
+    return [{"Key": key, "Value": value or ""} for key, value in pairs if key]
 
 
 def replay(record: dict[str, Any], session: Any) -> list[str]:
@@ -162,6 +172,14 @@ def replay(record: dict[str, Any], session: Any) -> list[str]:
             s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=status)
     elif name == "DeleteBucketOwnershipControls":
         s3.delete_bucket_ownership_controls(Bucket=bucket)
+    elif name == "PutBucketTagging":
+        # The response Lambda reads the approval tag back (GetBucketTagging): put the recorded set.
+        tags = tag_set_kwargs(params)
+        if tags is None:
+            return done
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    elif name == "DeleteBucketTagging":
+        s3.delete_bucket_tagging(Bucket=bucket)
     elif name == "PutObject":
         s3.put_object(Bucket=bucket, Key=key, Body=OBJECT_BODY, **acl_kwargs(params))
     elif name == "PutObjectAcl":

@@ -47,12 +47,12 @@ from handlers.cloudtrail_files import (
     read_bounded,
     text_buffer_for,
 )
-from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched, pattern_for
+from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched, watch_for
 from handlers.records import as_text
 from handlers.rules import watched_event_names
-from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
+from handlers.rules.detector_context import DEFAULT_APPROVAL_TAG, NO_CONTEXT, DetectorContext
 
-VERDICTS = ("public", "weakening", "attempt", "undetermined", "tamper")
+VERDICTS = ("public", "weakening", "attempt", "undetermined", "tamper", "approval")
 
 _LEADING_WS = re.compile(rb"[ \t\r\n]*")
 _JSON_WS = b" \t\r\n"
@@ -116,11 +116,12 @@ def scan_file(
     """Read one file and classify every record in it that can matter; never raises on bad input.
 
     ``context`` names the detector's trail, bucket and keys (``--trail-*``), so tampering with
-    them is reported too.
+    them is reported too, and the approval tag (``--approval-tag``).
     """
     report = FileReport(path)
     # Calls whose rules need context this run lacks cannot yield a finding: no need to parse them.
-    watched = pattern_for(watched_event_names(context))
+    # Nor can a tagging call that does not name the approval tag (the conditional names).
+    watched, conditional = watch_for(context)
     try:
         data = read_bounded(path, limit)
         if data is not None:
@@ -128,7 +129,7 @@ def scan_file(
             if start == len(data):
                 report.warnings.append(f"{path}: empty file, no records")
                 return report
-            if not strict and not may_contain_watched(data, watched):
+            if not strict and not may_contain_watched(data, watched, conditional):
                 outline = _outline_error(path, data[start : start + 1], _last_non_ws(data))
                 if outline:
                     report.errors.append(outline)
@@ -136,7 +137,7 @@ def scan_file(
                 report.records = count_records(data)
                 return report
         elif not strict:
-            prefilter = ChunkedPrefilter(watched)
+            prefilter = ChunkedPrefilter(watched, conditional)
             first, last = b"", b""
             for chunk in iter_binary_chunks(path):
                 prefilter.feed(chunk)
@@ -247,13 +248,22 @@ def _parser() -> argparse.ArgumentParser:
         "slower, but reports any malformed JSON",
     )
     trail = parser.add_argument_group(
-        "detector context", "name the detector's own trail, log bucket and keys to report tampering with them"
+        "detector context",
+        "name the detector's own trail, log bucket and keys to report tampering with them, "
+        "and the approval tag the deployment uses",
     )
     trail.add_argument("--trail-name", metavar="NAME", help="the detector's trail (name or ARN)")
     trail.add_argument("--trail-bucket", metavar="BUCKET", help="the bucket the detector's trail writes to")
     trail.add_argument("--trail-key", metavar="KEY_ARN", help="the KMS key ARN encrypting the trail's logs")
     trail.add_argument(
         "--detector-key", metavar="KEY_ARN", help="the detector's own KMS key ARN (topic, queues, logs)"
+    )
+    trail.add_argument(
+        "--approval-tag",
+        metavar="KEY",
+        default=DEFAULT_APPROVAL_TAG,
+        help=f"the bucket tag key approving public access (exceptions.approval_tag; "
+        f"default {DEFAULT_APPROVAL_TAG}): setting it or deleting a bucket's tags is reported",
     )
     return parser
 
@@ -278,6 +288,7 @@ def main(
         trail_bucket=args.trail_bucket,
         trail_key_arn=args.trail_key,
         detector_key_arn=args.detector_key,
+        approval_tag=args.approval_tag.strip() or DEFAULT_APPROVAL_TAG,
     )
     try:
         for report in scan_files(walk.files, args.jobs, args.strict, context):

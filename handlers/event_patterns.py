@@ -16,9 +16,10 @@ Design choices:
 - Values differ between event versions (``"x-amz-acl": ["public-read"]`` in 1.05,
   a string later); EventBridge matches either, since a list matches if any item does.
 - Every pattern stays under EventBridge's default 2,048-character limit (tested).
-- The trail-tamper rule is the one pattern that depends on the account: besides any
+- Two patterns depend on the deployment (:func:`rules_for`). Trail tamper: besides any
   trail being stopped, deleted or narrowed (static), it matches calls on the detector's
-  own trail bucket and keys (:func:`trail_tamper_pattern`, :func:`rules_for`).
+  own trail bucket and keys (:func:`trail_tamper_pattern`). Guard removal: it matches a
+  PutBucketTagging naming the configured approval tag (:func:`guard_removal_pattern`).
 
 No AWS or cdktf import: the stack, the tests and the Lambda-side replay all read this.
 """
@@ -33,10 +34,16 @@ from typing import Any
 
 from handlers.finding import Route
 from handlers.rules import trail_bucket, trail_key
-from handlers.rules.detector_context import DetectorContext, key_id_of
+from handlers.rules.detector_context import DEFAULT_APPROVAL_TAG, DetectorContext, key_id_of
 
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 MAX_PATTERN_CHARS = 2048  # EventBridge's default limit on an event pattern
+
+
+def pattern_json(pattern: dict[str, Any]) -> str:
+    """Compact JSON, as EventBridge stores it (the length EventBridge's limit applies to)."""
+    return json.dumps(pattern, separators=(",", ":"))
+
 
 # CloudTrail eventSource -> EventBridge "source" of the event it becomes.
 EVENTBRIDGE_SOURCES: dict[str, str] = {
@@ -142,41 +149,72 @@ PUBLIC_HEADER: dict[str, Any] = _s3_rule(
 _PUT_BPA = ["PutBucketPublicAccessBlock", "PutAccountPublicAccessBlock"]
 _BPA_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
-# Guard removal: Block Public Access switched off or deleted (bucket or account), and ownership
-# controls that re-enable ACLs. An all-true put (our own remediation emits one) is not routed.
-GUARD_REMOVAL: dict[str, Any] = _s3_rule(
-    {
-        "$or": [
-            {
-                "eventName": [
-                    "DeleteBucketPublicAccessBlock",
-                    "DeleteAccountPublicAccessBlock",
-                    "DeleteBucketOwnershipControls",
-                ]
-            },
-            # A flag that is false, "false" (old shapes) or omitted (omitted means off).
-            *(
-                {
-                    "eventName": _PUT_BPA,
-                    "requestParameters": {
-                        "PublicAccessBlockConfiguration": {flag: [False, "false", {"exists": False}]}
-                    },
-                }
-                for flag in _BPA_FLAGS
-            ),
-            {
-                "eventName": ["PutBucketOwnershipControls"],
-                "requestParameters": {
-                    "OwnershipControls": {
-                        "Rule": {
-                            "ObjectOwnership": [{"anything-but": "BucketOwnerEnforced"}, {"exists": False}]
-                        }
-                    }
-                },
-            },
-        ]
+# Tagging calls that change the public-access approval (handlers.rules.approval_tag): any bucket
+# tagged <approval tag>=<date> is exempt from remediation, so setting it removes our guard too.
+_TAGGING_DELETE = "DeleteBucketTagging"
+_TAGGING_PUT = "PutBucketTagging"
+
+
+def guard_removal_pattern(approval_tag: str = DEFAULT_APPROVAL_TAG) -> dict[str, Any]:
+    """Block Public Access switched off or deleted (bucket or account), ownership controls that
+    re-enable ACLs, and the approval tag ``approval_tag`` set or every bucket tag deleted.
+
+    An all-true BPA put (our own remediation emits one) is not routed, nor is a tagging call that
+    does not name the approval tag (the everyday kind). Should a key make the pattern exceed the
+    size limit, every PutBucketTagging is routed instead (fail open: the classifier decides).
+    """
+    tagging: dict[str, Any] = {
+        "eventName": [_TAGGING_PUT],
+        "requestParameters": {"Tagging": {"TagSet": {"Tag": {"Key": [approval_tag]}}}},
     }
-)
+    pattern = _guard_removal(tagging)
+    if len(pattern_json(pattern)) > MAX_PATTERN_CHARS:
+        pattern = _guard_removal({"eventName": [_TAGGING_PUT]})
+    return pattern
+
+
+def _guard_removal(tagging: dict[str, Any]) -> dict[str, Any]:
+    return _s3_rule(
+        {
+            "$or": [
+                {
+                    "eventName": [
+                        "DeleteBucketPublicAccessBlock",
+                        "DeleteAccountPublicAccessBlock",
+                        "DeleteBucketOwnershipControls",
+                        _TAGGING_DELETE,
+                    ]
+                },
+                # A flag that is false, "false" (old shapes) or omitted (omitted means off).
+                *(
+                    {
+                        "eventName": _PUT_BPA,
+                        "requestParameters": {
+                            "PublicAccessBlockConfiguration": {flag: [False, "false", {"exists": False}]}
+                        },
+                    }
+                    for flag in _BPA_FLAGS
+                ),
+                {
+                    "eventName": ["PutBucketOwnershipControls"],
+                    "requestParameters": {
+                        "OwnershipControls": {
+                            "Rule": {
+                                "ObjectOwnership": [
+                                    {"anything-but": "BucketOwnerEnforced"},
+                                    {"exists": False},
+                                ]
+                            }
+                        }
+                    },
+                },
+                # The approval tag set (a Tag list is flattened: any element's Key matches); failed
+                # calls carry their parameters too, so attempts are routed.
+                tagging,
+            ]
+        }
+    )
+
 
 # Trail tamper: the trail the detector depends on stopped, deleted or narrowed.
 TRAIL_TAMPER: dict[str, Any] = {
@@ -239,6 +277,13 @@ class RuleSpec:
         return pattern_json(self.pattern)
 
 
+# The guard-removal pattern for the default approval tag (rules_for swaps in a configured one).
+GUARD_REMOVAL: dict[str, Any] = guard_removal_pattern()
+GUARD_REMOVAL_DESCRIPTION = (
+    "Block Public Access off or deleted, ACL-enabling ownership controls; "
+    "approval tag set or bucket tags deleted"
+)
+
 RULES: tuple[RuleSpec, ...] = (
     RuleSpec(
         "public-body",
@@ -250,32 +295,35 @@ RULES: tuple[RuleSpec, ...] = (
         "S3 canned x-amz-acl and x-amz-grant-* headers naming the public groups",
         PUBLIC_HEADER,
     ),
-    RuleSpec(
-        "guard-removal", "Block Public Access off or deleted, ACL-enabling ownership controls", GUARD_REMOVAL
-    ),
+    RuleSpec("guard-removal", GUARD_REMOVAL_DESCRIPTION, GUARD_REMOVAL),
     RuleSpec("trail-tamper", "CloudTrail stopped, deleted or narrowed", TRAIL_TAMPER),
 )
 RULES_BY_ROUTE: dict[str, RuleSpec] = {rule.route: rule for rule in RULES}
 
 
 def rules_for(context: DetectorContext, key_ids: Sequence[str] | None = None) -> tuple[RuleSpec, ...]:
-    """The rules one deployment gets: :data:`RULES` with the trail-tamper pattern for ``context``."""
-    pattern = trail_tamper_pattern(context, key_ids)
-    return tuple(
-        replace(
-            rule,
-            pattern=pattern,
-            description="CloudTrail stopped, deleted or narrowed; the detector's trail bucket or key altered",
-        )
-        if rule.route == "trail-tamper" and pattern is not TRAIL_TAMPER
-        else rule
-        for rule in RULES
+    """The rules one deployment gets: :data:`RULES` with the trail-tamper pattern for ``context``
+    and the guard-removal pattern for its approval tag (both as in :data:`RULES` by default)."""
+    tamper = trail_tamper_pattern(context, key_ids)
+    guard = (
+        GUARD_REMOVAL
+        if context.approval_tag == DEFAULT_APPROVAL_TAG
+        else guard_removal_pattern(context.approval_tag)
     )
 
+    def for_context(rule: RuleSpec) -> RuleSpec:
+        if rule.route == "trail-tamper" and tamper is not TRAIL_TAMPER:
+            return replace(
+                rule,
+                pattern=tamper,
+                description="CloudTrail stopped, deleted or narrowed; "
+                "the detector's trail bucket or key altered",
+            )
+        if rule.route == "guard-removal" and guard is not GUARD_REMOVAL:
+            return replace(rule, pattern=guard)
+        return rule
 
-def pattern_json(pattern: dict[str, Any]) -> str:
-    """Compact JSON, as EventBridge stores it (the length EventBridge's limit applies to)."""
-    return json.dumps(pattern, separators=(",", ":"))
+    return tuple(for_context(rule) for rule in RULES)
 
 
 def envelope(record: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:

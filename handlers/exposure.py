@@ -15,10 +15,11 @@ Effective exposure (most restrictive BPA wins, bucket OR account flag):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
@@ -38,8 +39,11 @@ NOT_SET_CODES: dict[str, frozenset[str]] = {
     "GetPublicAccessBlock": frozenset({"NoSuchPublicAccessBlockConfiguration"}),
     "GetBucketOwnershipControls": frozenset({"OwnershipControlsNotFoundError"}),
     "GetBucketTagging": frozenset({"NoSuchTagSet"}),
+    "GetAccessPointPolicyStatus": frozenset({"NoSuchAccessPointPolicy"}),
 }
-GONE_CODES = frozenset({"NoSuchBucket"})
+GONE_CODES = frozenset({"NoSuchBucket", "NoSuchAccessPoint"})
+_ACCESS_POINT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$")
+_ACCESS_POINT_ARN = re.compile(r"^arn:aws[a-z-]*:s3:[a-z0-9-]+:(\d{12}):accesspoint/([a-z0-9-]{3,50})$")
 
 
 class CallFailure(TypedDict):
@@ -216,6 +220,7 @@ class Exposure(TypedDict):
     ownership: str | None
     tags: dict[str, str] | None
     failures: list[CallFailure]
+    access_point: NotRequired[dict[str, Any]]  # only for an access point's exposure
 
 
 def not_checked(reason: str) -> Exposure:
@@ -412,4 +417,158 @@ def assess_account(account_bpa: Read) -> Exposure:
     else:
         exposure["status"] = "closed"
         exposure["reasons"].append("account-level Block Public Access has all four flags on now")
+    return exposure
+
+
+# ---- access points -----------------------------------------------------------------------------
+
+
+def access_point_name(value: str | None, account: str) -> str | None:
+    """The access point's name from a request's name or ARN, if valid and in ``account``."""
+    if not value:
+        return None
+    arn = _ACCESS_POINT_ARN.match(value)
+    if arn:
+        return arn.group(2) if arn.group(1) == account else None
+    return value if _ACCESS_POINT_NAME.match(value) else None
+
+
+@dataclass
+class AccessPointState:
+    """The reads that decide an access point's exposure: AWS's policy verdict and three BPA layers."""
+
+    name: str
+    policy_status: Read
+    access_point: Read  # GetAccessPoint: its bucket, network origin and its own BPA
+    bucket_bpa: Read
+    account_bpa: Read
+
+    @property
+    def failures(self) -> list[CallFailure]:
+        reads = (self.policy_status, self.access_point, self.bucket_bpa, self.account_bpa)
+        return [r.failure for r in reads if r.failure and r.failure["error"] != "NotRead"]
+
+
+def _access_point(response: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "bucket": response.get("Bucket"),
+        "bucketAccount": response.get("BucketAccountId"),
+        "networkOrigin": response.get("NetworkOrigin"),
+        "bpa": _flags(response) if response.get("PublicAccessBlockConfiguration") is not None else None,
+    }
+
+
+def read_access_point_state(name: str, account: str, region: str | None) -> AccessPointState:
+    """Read the access point's policy status, its own BPA, its bucket's BPA and the account's BPA."""
+    s3control = aws_clients.client("s3control", region)
+    ap_key = {"AccountId": account, "Name": name}
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="confirm-ap") as pool:
+        status = pool.submit(
+            guarded_read,
+            "s3control",
+            "GetAccessPointPolicyStatus",
+            lambda: s3control.get_access_point_policy_status(**ap_key),
+            lambda r: bool(r.get("PolicyStatus", {}).get("IsPublic", False)),
+        )
+        point = pool.submit(
+            guarded_read,
+            "s3control",
+            "GetAccessPoint",
+            lambda: s3control.get_access_point(**ap_key),
+            _access_point,
+        )
+        account_bpa = pool.submit(account_bpa_read, account, region)
+        point_read = point.result()
+        bucket_bpa = Read(failure=CallFailure(call="s3:GetPublicAccessBlock", error="NotRead", message=""))
+        details = point_read.value if point_read.ok else None
+        bucket = (details or {}).get("bucket")
+        if isinstance(bucket, str) and bucket and (details or {}).get("bucketAccount") in (None, account):
+            s3 = aws_clients.client("s3", region)
+            bucket_bpa = guarded_read(
+                "s3",
+                "GetPublicAccessBlock",
+                lambda: s3.get_public_access_block(Bucket=bucket, ExpectedBucketOwner=account),
+                _flags,
+            )
+        elif details is not None:
+            message = "the access point's bucket is in another account" if bucket else "no bucket named"
+            bucket_bpa = Read(
+                failure=CallFailure(call="s3:GetPublicAccessBlock", error="NotRead", message=message)
+            )
+        return AccessPointState(name, status.result(), point_read, bucket_bpa, account_bpa.result())
+
+
+def assess_access_point(state: AccessPointState) -> Exposure:
+    """The access point's effective exposure: AWS's policy verdict, held back by any layer's guard.
+
+    A public access point policy takes effect only if ``RestrictPublicBuckets`` is off on the
+    access point, its bucket and the account, and the access point is reachable from the
+    internet (network origin ``Internet``; a VPC-only access point is not).
+    """
+    exposure = not_checked("")
+    exposure["reasons"] = []
+    exposure["failures"] = state.failures
+    exposure["account_bpa_state"] = _state_label(state.account_bpa)
+    exposure["account_bpa"] = (
+        state.account_bpa.value if state.account_bpa.ok and not state.account_bpa.not_set else None
+    )
+    exposure["bucket_bpa_state"] = (
+        _state_label(state.bucket_bpa)
+        if state.bucket_bpa.failure is None or state.bucket_bpa.failure["error"] != "NotRead"
+        else "not-read"
+    )
+    exposure["bucket_bpa"] = (
+        state.bucket_bpa.value if state.bucket_bpa.ok and not state.bucket_bpa.not_set else None
+    )
+    details = state.access_point.value if state.access_point.ok else None
+    point_bpa = (details or {}).get("bpa")
+    exposure["access_point"] = {
+        "name": state.name,
+        "bucket": (details or {}).get("bucket"),
+        "networkOrigin": (details or {}).get("networkOrigin"),
+        "bpa": point_bpa,
+        "bpaState": "unknown" if details is None else ("set" if point_bpa is not None else "not-set"),
+    }
+    if any(f["error"] in GONE_CODES for f in state.failures):
+        exposure["status"] = "gone"
+        exposure["reasons"].append(f"access point {state.name} no longer exists")
+        return exposure
+    if state.policy_status.failure:
+        exposure["status"] = "unknown"
+        exposure["reasons"].append("whether the access point policy is public could not be read")
+        return exposure
+    if state.policy_status.not_set or not state.policy_status.value:
+        exposure["status"] = "closed"
+        exposure["reasons"].append(
+            "GetAccessPointPolicyStatus reports the access point policy is not public now"
+            if not state.policy_status.not_set
+            else "the access point has no policy now"
+        )
+        return exposure
+    guards: dict[str, bool | None] = {
+        "access point RestrictPublicBuckets": None
+        if details is None
+        else bool((point_bpa or {}).get("RestrictPublicBuckets")),
+        "bucket RestrictPublicBuckets": _flag(state.bucket_bpa, "RestrictPublicBuckets"),
+        "account RestrictPublicBuckets": _flag(state.account_bpa, "RestrictPublicBuckets"),
+        "network origin VPC": None if details is None else (details.get("networkOrigin") == "VPC"),
+    }
+    path = _path(
+        "access-point-policy", ["unknown"], f"policy of access point {state.name} (IsPublic=true)", guards
+    )
+    exposure["paths"] = [path]
+    if path["effective"]:
+        exposure["status"] = "public-now"
+        exposure["reasons"].append(f"public now via the policy of access point {state.name}")
+    elif path["held_back_by"]:
+        exposure["status"] = "exposable"
+        exposure["reasons"].append(
+            f"the access point policy is public but held back by {', '.join(path['held_back_by'])}"
+        )
+    else:
+        exposure["status"] = "unknown"
+        unknown = [name for name, value in guards.items() if value is None]
+        exposure["reasons"].append(
+            f"the access point policy is public; whether {', '.join(unknown)} holds it back is unknown"
+        )
     return exposure

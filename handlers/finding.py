@@ -15,12 +15,14 @@ from typing import Literal, TypedDict
 #   attempt      - it would have been public or weakening, but the call failed
 #   undetermined - it may expose, but the record does not say enough to decide
 #   tamper       - it blinded or weakened the audit trail the detector relies on
-Verdict = Literal["public", "weakening", "attempt", "undetermined", "tamper"]
+#   approval     - it set or removed the tag that approves a bucket's public access (an audit
+#                  alert, low: whoever can tag a bucket can exempt it from remediation)
+Verdict = Literal["public", "weakening", "attempt", "undetermined", "tamper", "approval"]
 
 # Which deployed EventBridge rule is expected to route the record (issue: infrastructure).
 #   public-body   - console / XML-body variant: ACL bodies and policy documents
 #   public-header - CLI / header variant: canned x-amz-acl and x-amz-grant-* headers
-#   guard-removal - Block Public Access and ownership-control changes
+#   guard-removal - Block Public Access and ownership-control changes, approval tag set or removed
 #   trail-tamper  - CloudTrail being stopped, deleted or narrowed
 Route = Literal["public-body", "public-header", "guard-removal", "trail-tamper"]
 
@@ -40,7 +42,7 @@ class Finding(TypedDict):
     accessPoint: str | None
     public: bool
     verdict: Verdict
-    kind: str  # policy | acl | block-public-access | ownership | access-point-policy | trail
+    kind: str  # policy | acl | block-public-access | ownership | access-point-policy | trail | approval
     scope: str  # object | bucket | access-point | account | trail
     access: list[str]  # read | write | acl-read | acl-write | policy-write | all
     principals: list[str]  # who got in: "*", AllUsers, AuthenticatedUsers, ...

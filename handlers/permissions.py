@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 # "listing": an action IAM gives no resource type (s3:ListAllMyBuckets), so Resource "*" (a read).
-Resource = Literal["bucket", "account", "topic", "table", "key", "queue", "listing"]
+Resource = Literal["bucket", "account", "access-point", "topic", "table", "key", "queue", "listing"]
 Mode = Literal["off", "dry-run", "enforce"]
 MODES: tuple[Mode, ...] = ("off", "dry-run", "enforce")
 
@@ -37,12 +37,20 @@ CONFIRM_CALLS: tuple[ApiCall, ...] = (
     ApiCall("s3control", "GetPublicAccessBlock", "s3:GetAccountPublicAccessBlock", "account"),
 )
 
+# Reads that confirm an access point's exposure (the response function only; the sweep reads
+# buckets): AWS's verdict on its policy, and its own BPA and bucket (GetAccessPoint). Its
+# bucket's and the account's BPA come from CONFIRM_CALLS.
+ACCESS_POINT_CONFIRM_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("s3control", "GetAccessPointPolicyStatus", "s3:GetAccessPointPolicyStatus", "access-point"),
+    ApiCall("s3control", "GetAccessPoint", "s3:GetAccessPoint", "access-point"),
+)
+
 # Alerting and duplicate suppression (every mode).
 ALERT_CALLS: tuple[ApiCall, ...] = (
     ApiCall("sns", "Publish", "sns:Publish", "topic"),
     ApiCall("kms", "GenerateDataKey", "kms:GenerateDataKey", "key"),  # encrypted topic
     ApiCall("kms", "Decrypt", "kms:Decrypt", "key"),
-    ApiCall("dynamodb", "PutItem", "dynamodb:PutItem", "table"),
+    # Claims, write-ahead records, staged alerts, the ledger and the refusal count: all UpdateItem.
     ApiCall("dynamodb", "UpdateItem", "dynamodb:UpdateItem", "table"),
 )
 
@@ -61,7 +69,7 @@ def calls_for(mode: str, allow_account_remediation: bool = False) -> tuple[ApiCa
     """The API calls the response Lambda may make in ``mode``."""
     if mode not in MODES:
         raise ValueError(f"unknown remediation mode {mode!r}; expected one of {', '.join(MODES)}")
-    calls = CONFIRM_CALLS + ALERT_CALLS
+    calls = CONFIRM_CALLS + ACCESS_POINT_CONFIRM_CALLS + ALERT_CALLS
     if mode == "enforce":
         calls += BUCKET_REMEDIATION_CALLS
         if allow_account_remediation:

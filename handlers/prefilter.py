@@ -19,6 +19,12 @@ The test must never drop a watched event, so a file counts as a candidate when:
 
 Names and keys are letters only, and JSON allows no other way to spell a letter, so
 these three cover every spelling of a watched ``eventName``.
+
+Some names matter only with certain text in the record (:func:`handlers.rules.event_markers`):
+a ``PutBucketTagging`` only when it names the approval tag. Such a name makes a file a
+candidate only together with every one of its texts (runs of ASCII letters, which the same
+argument shows appear literally unless a letter escape makes the file a candidate anyway).
+Tagging calls are everyday traffic; without this nearly every file would be parsed.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import re
 from collections.abc import Iterable
 from functools import cache
 
-from handlers.rules import WATCHED_EVENT_NAMES
+from handlers.rules import WATCHED_EVENT_NAMES, event_markers, watched_event_names
+from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 # JSON's insignificant whitespace: exactly these four characters (RFC 8259, section 2).
 _WS = rb"[ \t\r\n]*"
@@ -60,6 +67,24 @@ def pattern_for(names: frozenset[str]) -> re.Pattern[bytes]:
     return WATCHED_NAME if names == WATCHED_EVENT_NAMES else watched_name_pattern(names)
 
 
+# Names that matter only with some literal texts in the same file: (name pattern, texts).
+Conditional = tuple[tuple[re.Pattern[bytes], tuple[bytes, ...]], ...]
+
+
+@cache
+def watch_for(context: DetectorContext = NO_CONTEXT) -> tuple[re.Pattern[bytes], Conditional]:
+    """What makes a file a candidate for ``context``: names that always matter, and conditional ones."""
+    names = watched_event_names(context)
+    markers = event_markers(context)
+    plain = frozenset(name for name in names if name not in markers)
+    conditional = tuple(
+        (watched_name_pattern([name]), tuple(dict.fromkeys(text.encode() for text in markers[name])))
+        for name in sorted(markers)
+        if name in names
+    )
+    return pattern_for(plain), conditional
+
+
 # The longest text a match needs when it holds no whitespace: the key, ':', the name, quotes.
 _LONGEST_MATCH = max(len(_KEY) + 1 + max(len(n) for n in WATCHED_EVENT_NAMES) + 2, len(RECORD_MARKER))
 # A chunk that ends after "eventName", whitespace, maybe ':' and the start of a name: a match may
@@ -72,11 +97,17 @@ def is_utf8(head: bytes) -> bool:
     return json.detect_encoding(head[:4]) in ("utf-8", "utf-8-sig")
 
 
-def may_contain_watched(data: bytes, watched: re.Pattern[bytes] = WATCHED_NAME) -> bool:
-    """False only when no record in ``data`` (one whole file) can have a ``watched`` ``eventName``."""
+def may_contain_watched(
+    data: bytes, watched: re.Pattern[bytes] = WATCHED_NAME, conditional: Conditional = ()
+) -> bool:
+    """False only when no record in ``data`` (one whole file) can have a ``watched`` ``eventName``
+    or a ``conditional`` one together with all of its texts."""
     if not is_utf8(data):
         return True
     if watched.search(data) is not None:
+        return True
+    # Texts first: a plain substring test is cheaper than the regex and usually fails.
+    if any(all(text in data for text in texts) and name.search(data) for name, texts in conditional):
         return True
     # Most files hold no backslash at all, and a memchr-speed test rules out every escape.
     return b"\\" in data and LETTER_ESCAPE.search(data) is not None
@@ -96,12 +127,19 @@ class ChunkedPrefilter:
     collapsed, so the memory held stays bounded.
     """
 
-    def __init__(self, watched: re.Pattern[bytes] = WATCHED_NAME) -> None:
+    def __init__(self, watched: re.Pattern[bytes] = WATCHED_NAME, conditional: Conditional = ()) -> None:
         self.watched = watched
+        self.conditional = conditional
         self.candidate = False
         self.records = 0  # complete only while not a candidate: callers stop feeding a candidate
         self._tail = b""
         self._first = True
+        # Per conditional name: whether the name was seen, and which of its texts were.
+        self._names_seen = [False] * len(conditional)
+        self._texts_seen: list[set[bytes]] = [set() for _ in conditional]
+        # Texts may straddle chunks too: keep the last (longest text - 1) bytes of the raw stream.
+        self._text_span = max((len(t) for _, texts in conditional for t in texts), default=1) - 1
+        self._text_tail = b""
 
     def feed(self, chunk: bytes) -> None:
         """Scan the next chunk of the file."""
@@ -118,9 +156,25 @@ class ChunkedPrefilter:
         if self.watched.search(window) or (b"\\" in window and LETTER_ESCAPE.search(window)):
             self.candidate = True
             return
+        if self.conditional and self._conditional_complete(window, chunk):
+            self.candidate = True
+            return
         self._tail = window[-_LONGEST_MATCH:]
         key_at = window.rfind(_KEY)
         if key_at >= 0:
             pending = _PENDING.match(window, key_at)
             if pending:
                 self._tail = _KEY + (pending.group(1) or b"") + (pending.group(2) or b"")
+
+    def _conditional_complete(self, window: bytes, chunk: bytes) -> bool:
+        """Track conditional names (in ``window``) and their texts (in the raw stream) across chunks."""
+        texts_window = self._text_tail + chunk
+        self._text_tail = texts_window[-self._text_span :] if self._text_span else b""
+        complete = False
+        for index, (name, texts) in enumerate(self.conditional):
+            if not self._names_seen[index] and name.search(window):
+                self._names_seen[index] = True
+            seen = self._texts_seen[index]
+            seen.update(text for text in texts if text not in seen and text in texts_window)
+            complete = complete or (self._names_seen[index] and len(seen) == len(texts))
+        return complete

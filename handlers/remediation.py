@@ -9,12 +9,20 @@ repeating it is harmless, so a retry cannot do damage.
 
 from __future__ import annotations
 
-from typing import TypedDict
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers import aws_clients
 from handlers.approvals import Approval
+from handlers.cli_commands import (  # built with shell quoting; still importable from here
+    account_fix_command,
+    account_undo_command,
+    bucket_fix_command,
+    bucket_undo_command,
+)
 from handlers.exposure import BPA_FLAGS, CallFailure, Exposure, describe_error
 from handlers.finding import Finding
 
@@ -27,7 +35,7 @@ class Remediation(TypedDict):
 
     mode: str  # off | dry-run | enforce
     action: str  # none | put-bucket-public-access-block | put-account-public-access-block
-    status: str  # not-needed | skipped | would-apply | applied | unverified | failed
+    status: str  # not-needed | skipped | would-apply | applied | pending | unverified | failed
     detail: str
     previous: dict[str, bool] | None  # BPA before; None when not set or unknown (see previous_state)
     previous_state: str  # set | not-set | unknown | not-read
@@ -35,53 +43,6 @@ class Remediation(TypedDict):
     fix: str | None  # command that closes the exposure (for a human, when not applied)
     undo: str | None  # command that restores the previous state
     error: CallFailure | None
-
-
-def _config_arg(flags: dict[str, bool]) -> str:
-    return ",".join(f"{flag}={str(bool(flags.get(flag))).lower()}" for flag in BPA_FLAGS)
-
-
-def bucket_fix_command(bucket: str, account: str) -> str:
-    """The CLI command that puts all four BPA flags on a bucket."""
-    return (
-        f"aws s3api put-public-access-block --bucket {bucket} --expected-bucket-owner {account} "
-        f"--public-access-block-configuration {_config_arg(ALL_ON)}"
-    )
-
-
-def bucket_undo_command(bucket: str, account: str, previous: dict[str, bool] | None, state: str) -> str:
-    """The CLI command that restores a bucket's previous BPA state."""
-    if state == "not-set":
-        return f"aws s3api delete-public-access-block --bucket {bucket} --expected-bucket-owner {account}"
-    if state == "set" and previous is not None:
-        return (
-            f"aws s3api put-public-access-block --bucket {bucket} --expected-bucket-owner {account} "
-            f"--public-access-block-configuration {_config_arg(previous)}"
-        )
-    return (
-        "the previous state could not be read; compare with the CloudTrail record and use "
-        f"aws s3api put-public-access-block --bucket {bucket} --expected-bucket-owner {account} ..."
-    )
-
-
-def account_fix_command(account: str) -> str:
-    """The CLI command that puts all four BPA flags on the account."""
-    return (
-        f"aws s3control put-public-access-block --account-id {account} "
-        f"--public-access-block-configuration {_config_arg(ALL_ON)}"
-    )
-
-
-def account_undo_command(account: str, previous: dict[str, bool] | None, state: str) -> str:
-    """The CLI command that restores the account's previous BPA state."""
-    if state == "not-set":
-        return f"aws s3control delete-public-access-block --account-id {account}"
-    if state == "set" and previous is not None:
-        return (
-            f"aws s3control put-public-access-block --account-id {account} "
-            f"--public-access-block-configuration {_config_arg(previous)}"
-        )
-    return "the previous state could not be read; restore it by hand from the CloudTrail record"
 
 
 def _result(mode: str, action: str, status: str, detail: str, **extra: object) -> Remediation:
@@ -101,6 +62,12 @@ def _result(mode: str, action: str, status: str, detail: str, **extra: object) -
     return base
 
 
+# Called before a put with the target ("bucket:<name>" or "account:<id>") and its state before;
+# returns whether the action was recorded first (see handlers.idempotency: write-ahead).
+ActionGate = Callable[[str, dict[str, Any]], bool]
+ACCOUNT_POLL_SECONDS = (1.0, 2.0, 4.0, 8.0)  # account BPA propagates: read back for up to ~15 s
+
+
 def remediate(
     finding: Finding,
     exposure: Exposure,
@@ -110,8 +77,16 @@ def remediate(
     account: str,
     allow_account: bool,
     account_mismatch: bool = False,
+    gate: ActionGate | None = None,
+    acted_before: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Remediation:
-    """Decide what to do about ``finding`` in ``mode`` and, in enforce mode, do it."""
+    """Decide what to do about ``finding`` in ``mode`` and, in enforce mode, do it.
+
+    ``gate``: called before any put; when it returns False nothing is changed (the action
+    could not be recorded first, so a retry might repeat it and lose the undo).
+    ``acted_before``: targets an earlier attempt of the same event already acted on, with the
+    state they had before; they are read back, not put again.
+    """
     bucket = finding["bucket"]
     region = finding["region"]
     if account_mismatch:
@@ -120,10 +95,21 @@ def remediate(
         return _result(mode, "none", "not-needed", "the call failed, so nothing changed")
     if finding["verdict"] == "tamper":
         return _result(mode, "none", "skipped", "trail tampering is not remediated automatically")
+    if finding["verdict"] == "approval":
+        return _result(mode, "none", "not-needed", "an approval change is recorded, not remediated")
     if approval.approved:
         return _result(mode, "none", "skipped", f"approved exception, never remediated: {approval.reason}")
+    earlier = dict(acted_before or {})
     if finding["scope"] == "account":
-        return _remediate_account(exposure, mode=mode, account=account, region=region, allowed=allow_account)
+        return _remediate_account(
+            exposure,
+            mode=mode,
+            account=account,
+            region=region,
+            allowed=allow_account,
+            gate=gate,
+            earlier=earlier,
+        )
     if finding["scope"] == "access-point" or not bucket:
         fix = account_fix_command(account)
         detail = (
@@ -131,56 +117,119 @@ def remediate(
             "(RestrictPublicBuckets) closes them"
         )
         return _result(mode, "none", "skipped", detail, fix=fix)
-    return _remediate_bucket(bucket, exposure, mode=mode, account=account, region=region)
+    return _remediate_bucket(
+        bucket,
+        exposure,
+        mode=mode,
+        account=account,
+        region=region,
+        gate=gate,
+        earlier=earlier,
+        approval_unknown=approval.unknown,
+    )
 
 
 def _remediate_bucket(
-    bucket: str, exposure: Exposure, *, mode: str, account: str, region: str | None
+    bucket: str,
+    exposure: Exposure,
+    *,
+    mode: str,
+    account: str,
+    region: str | None,
+    gate: ActionGate | None,
+    earlier: dict[str, Mapping[str, Any]],
+    approval_unknown: bool = False,
 ) -> Remediation:
     action = "put-bucket-public-access-block"
-    previous = exposure["bucket_bpa"]
-    previous_state = exposure["bucket_bpa_state"]
+    target = f"bucket:{bucket}"
+    previous, previous_state = exposure["bucket_bpa"], exposure["bucket_bpa_state"]
+    if target in earlier:  # the state before the earlier attempt's put, not after it
+        previous, previous_state = _before(earlier[target])
     fix = bucket_fix_command(bucket, account)
     undo = bucket_undo_command(bucket, account, previous, previous_state)
     known = {"previous": previous, "previous_state": previous_state}
     status = exposure["status"]
+    s3 = aws_clients.client("s3", region)
+    owner = {"Bucket": bucket, "ExpectedBucketOwner": account}
+    if target in earlier and mode == "enforce":
+        # An earlier attempt of this event wrote this action ahead. Its put may or may not have
+        # reached S3 before that attempt died: if the flags are on, it did; otherwise put now.
+        result = _result(mode, action, "applied", "", fix=fix, undo=undo, **known)
+        return _complete_earlier(
+            lambda: s3.get_public_access_block(**owner),
+            lambda: s3.put_public_access_block(PublicAccessBlockConfiguration=dict(ALL_ON), **owner),
+            "s3:PutPublicAccessBlock",
+            f"bucket {bucket}",
+            result,
+        )
     if status == "gone":
         return _result(mode, "none", "not-needed", "the bucket no longer exists", **known)
     if status not in NEEDS_CLOSING:
         return _result(mode, "none", "not-needed", "nothing is public or held back only by BPA", **known)
     if previous_state == "set" and previous == ALL_ON:
         return _result(mode, "none", "not-needed", "the bucket's BPA already has all four flags on", **known)
+    if approval_unknown:
+        # The bucket may be approved: a failed tag read must never take an approved site down.
+        detail = (
+            "not closed: the bucket's tags could not be read, so it may carry a valid approval; "
+            "run the fix command if it should not be public (the next sweep checks it again)"
+        )
+        return _result(mode, action, "skipped", detail, fix=fix, **known)
     if mode == "off":
         detail = "REMEDIATION_MODE=off: alert only; run the fix command to close the bucket"
         return _result(mode, action, "skipped", detail, fix=fix, **known)
     if mode == "dry-run":
         detail = f"dry-run: would put all four BPA flags on bucket {bucket} and read them back"
         return _result(mode, action, "would-apply", detail, fix=fix, undo=undo, **known)
-    s3 = aws_clients.client("s3", region)
-    owner = {"Bucket": bucket, "ExpectedBucketOwner": account}
-    try:
-        s3.put_public_access_block(PublicAccessBlockConfiguration=dict(ALL_ON), **owner)
-    except (ClientError, BotoCoreError, OSError) as exc:
-        error = describe_error("s3:PutPublicAccessBlock", exc)
-        detail = f"putting BPA on bucket {bucket} failed: {error['error']}"
-        return _result(mode, action, "failed", detail, fix=fix, error=error, **known)
-    return _verify(
+    if gate is not None and not gate(target, {"previous": previous, "previous_state": previous_state}):
+        detail = (
+            "not closed: the action could not be recorded first in the idempotency table, so a retry "
+            "might repeat it and lose the undo; run the fix command (the next sweep checks it again)"
+        )
+        return _result(mode, action, "skipped", detail, fix=fix, **known)
+    return _put_and_verify(
+        lambda: s3.put_public_access_block(PublicAccessBlockConfiguration=dict(ALL_ON), **owner),
         lambda: s3.get_public_access_block(**owner),
-        "s3:GetPublicAccessBlock",
+        "s3:PutPublicAccessBlock",
         f"bucket {bucket}",
         _result(mode, action, "applied", "", fix=fix, undo=undo, **known),
     )
 
 
 def _remediate_account(
-    exposure: Exposure, *, mode: str, account: str, region: str | None, allowed: bool
+    exposure: Exposure,
+    *,
+    mode: str,
+    account: str,
+    region: str | None,
+    allowed: bool,
+    gate: ActionGate | None,
+    earlier: dict[str, Mapping[str, Any]],
 ) -> Remediation:
     action = "put-account-public-access-block"
-    previous = exposure["account_bpa"]
-    previous_state = exposure["account_bpa_state"]
+    target = f"account:{account}"
+    previous, previous_state = exposure["account_bpa"], exposure["account_bpa_state"]
+    if target in earlier:
+        previous, previous_state = _before(earlier[target])
     fix = account_fix_command(account)
     undo = account_undo_command(account, previous, previous_state)
     known = {"previous": previous, "previous_state": previous_state, "fix": fix}
+    s3control = aws_clients.client("s3control", region)
+
+    def read() -> dict[str, Any]:
+        return dict(s3control.get_public_access_block(AccountId=account))
+
+    if target in earlier and mode == "enforce" and allowed:
+        return _complete_earlier(
+            read,
+            lambda: s3control.put_public_access_block(
+                AccountId=account, PublicAccessBlockConfiguration=dict(ALL_ON)
+            ),
+            "s3control:PutPublicAccessBlock",
+            f"account {account}",
+            _result(mode, action, "applied", "", undo=undo, **known),
+            verify=lambda result: _verify_account(read, account, result),
+        )
     if exposure["status"] == "closed":
         return _result(mode, "none", "not-needed", "account BPA already has all four flags on", **known)
     if mode == "off":
@@ -191,36 +240,134 @@ def _remediate_account(
     if mode == "dry-run":
         detail = "dry-run: would put all four BPA flags on the account and read them back"
         return _result(mode, action, "would-apply", detail, undo=undo, **known)
-    s3control = aws_clients.client("s3control", region)
-    try:
-        s3control.put_public_access_block(AccountId=account, PublicAccessBlockConfiguration=dict(ALL_ON))
-    except (ClientError, BotoCoreError, OSError) as exc:
-        error = describe_error("s3control:PutPublicAccessBlock", exc)
-        return _result(
-            mode, action, "failed", f"putting account BPA failed: {error['error']}", error=error, **known
+    if gate is not None and not gate(target, {"previous": previous, "previous_state": previous_state}):
+        detail = (
+            "not changed: the action could not be recorded first in the idempotency table, so a retry "
+            "might repeat it and lose the undo; run the fix command"
         )
-    return _verify(
-        lambda: s3control.get_public_access_block(AccountId=account),
-        "s3control:GetPublicAccessBlock",
+        return _result(mode, action, "skipped", detail, **known)
+    return _put_and_verify(
+        lambda: s3control.put_public_access_block(
+            AccountId=account, PublicAccessBlockConfiguration=dict(ALL_ON)
+        ),
+        read,
+        "s3control:PutPublicAccessBlock",
         f"account {account}",
         _result(mode, action, "applied", "", undo=undo, **known),
+        verify=lambda result: _verify_account(read, account, result),
     )
 
 
-def _verify(read, call: str, target: str, result: Remediation) -> Remediation:  # type: ignore[no-untyped-def]
+def _verify_account(read: Callable[[], dict[str, Any]], account: str, result: Remediation) -> Remediation:
+    """Account BPA takes time to propagate: poll (bounded) before any verdict; ``pending`` if unseen."""
+    waited = 0.0
+    for delay in (0.0, *ACCOUNT_POLL_SECONDS):
+        if delay:
+            time.sleep(delay)
+            waited += delay
+        result = _verify(read, "s3control:GetPublicAccessBlock", f"account {account}", result)
+        if result["status"] == "applied":
+            return result
+    if result["status"] == "unverified":  # the last read-back failed: say so, not "pending"
+        return result
+    result["status"] = "pending"
+    result["detail"] = (
+        f"put all four BPA flags on account {account}; after {waited:.0f} s of polling the read-back "
+        "does not show them yet (account-level settings propagate over minutes): check again"
+    )
+    return result
+
+
+def _flags_now(read: Callable[[], Any]) -> dict[str, bool] | None:
+    """The BPA flags now (all off when not set), or ``None`` when they cannot be read."""
+    try:
+        config = read().get("PublicAccessBlockConfiguration") or {}
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchPublicAccessBlockConfiguration":
+            return dict.fromkeys(BPA_FLAGS, False)
+        return None
+    except (BotoCoreError, OSError):
+        return None
+    return {flag: bool(config.get(flag)) for flag in BPA_FLAGS}
+
+
+def _complete_earlier(
+    read: Callable[[], Any],
+    put: Callable[[], Any],
+    call: str,
+    target: str,
+    result: Remediation,
+    verify: Callable[[Remediation], Remediation] | None = None,
+) -> Remediation:
+    """Finish an action an earlier attempt of the event wrote ahead (its put may not have landed).
+
+    Flags on: that put landed. Flags off: it never reached S3 (the attempt died first), so put
+    now. Unreadable: do not put blindly a second time; say so, with the fix command.
+    """
+    now_on = _flags_now(read)
+    if now_on == ALL_ON:
+        result["applied"] = dict(ALL_ON)
+        result["detail"] = (
+            f"all four BPA flags on {target} were put by an earlier attempt of this event: verified"
+        )
+        return result
+    if now_on is None:
+        result["status"] = "unverified"
+        result["detail"] = (
+            f"an earlier attempt of this event was about to put all four BPA flags on {target}, but they "
+            "cannot be read now to confirm it; run the fix command"
+        )
+        return result
+    return _put_and_verify(put, read, call, target, result, verify=verify)
+
+
+def _put_and_verify(
+    put: Callable[[], Any],
+    read: Callable[[], Any],
+    call: str,
+    target: str,
+    result: Remediation,
+    verify: Callable[[Remediation], Remediation] | None = None,
+) -> Remediation:
+    """Put all four flags, then read them back (``verify``, default :func:`_verify`)."""
+    try:
+        put()
+    except (ClientError, BotoCoreError, OSError) as exc:
+        error = describe_error(call, exc)
+        result["status"] = "failed"
+        result["error"] = error
+        result["detail"] = f"putting BPA on {target} failed: {error['error']}"
+        return result
+    if verify is not None:
+        return verify(result)
+    return _verify(read, call.replace("Put", "Get", 1), target, result)
+
+
+def _before(recorded: Mapping[str, Any]) -> tuple[dict[str, bool] | None, str]:
+    """The state an earlier attempt recorded before acting (see :mod:`handlers.idempotency`)."""
+    previous = recorded.get("previous")
+    state = recorded.get("previous_state")
+    flags = {flag: bool(previous.get(flag)) for flag in BPA_FLAGS} if isinstance(previous, dict) else None
+    return flags, state if state in ("set", "not-set", "unknown") else "unknown"
+
+
+def _verify(read: Callable[[], Any], call: str, target: str, result: Remediation) -> Remediation:
     """Read the flags back: the put only counts when the read shows all four on."""
     try:
         config = read().get("PublicAccessBlockConfiguration") or {}
     except (ClientError, BotoCoreError, OSError) as exc:
+        failure = describe_error(call, exc)
         result["status"] = "unverified"
-        result["error"] = describe_error(call, exc)
+        result["error"] = failure
         result["detail"] = (
-            f"put all four BPA flags on {target}, but reading them back failed: {result['error']['error']}"
+            f"put all four BPA flags on {target}, but reading them back failed: {failure['error']}"
         )
         return result
     applied = {flag: bool(config.get(flag)) for flag in BPA_FLAGS}
     result["applied"] = applied
+    result["error"] = None
     if applied == ALL_ON:
+        result["status"] = "applied"
         result["detail"] = f"put all four BPA flags on {target} and read them back: verified"
     else:
         off = [flag for flag, on in applied.items() if not on]

@@ -1,9 +1,17 @@
-"""The response Lambda: classify, confirm, rate, remediate, alert; once per CloudTrail event.
+"""The response Lambda: check provenance, classify, confirm, decide, alert; once per CloudTrail event.
 
-``handler`` is the Lambda entry (``handlers.response.handler``) and stays thin:
-settings, logging, then :func:`respond`. Every decision is one JSON log line.
-If the alert cannot be published the invocation raises, so EventBridge's retry
-and the dead-letter queue take over: nothing is lost silently.
+``handler`` is the Lambda entry (``handlers.response.handler``) and stays thin: settings,
+logging, then :func:`respond`. Every decision is one JSON log line.
+
+- **Provenance first** (:mod:`handlers.provenance`): only an EventBridge envelope our rules
+  deliver, for this account and a watched region, is acted on; anything else is refused,
+  counted and alerted (rate-limited).
+- **Claim** (:mod:`handlers.idempotency`): one invocation per eventID acts; Lambda's own
+  retry (same request id) re-claims, and re-sends alerts an earlier attempt built.
+- **Decide** (:mod:`handlers.decision`): the pipeline the sweep shares, on live reads.
+- **Deliver**: alerts are staged on the claim, then published. If one cannot be published
+  the invocation raises, so Lambda's retry and the dead-letter queue take over: nothing is
+  lost silently, and a failure to record the release is raised too, never swallowed.
 """
 
 from __future__ import annotations
@@ -17,15 +25,14 @@ from typing import Any, Protocol, TypedDict
 
 from handlers import alert as alerts
 from handlers import exposure as exposures
-from handlers import exposure_ledger
-from handlers.approvals import Approval, check_approval
-from handlers.classify import classify, unwrap
+from handlers import exposure_ledger, provenance, sweep_metrics
+from handlers.classify import classify
+from handlers.decision import Decision, decide, stamp
 from handlers.finding import Finding
 from handlers.idempotency import Claim, IdempotencyStore
 from handlers.records import bucket_name
-from handlers.remediation import remediate
+from handlers.remediation import ActionGate
 from handlers.response_config import Settings, load_settings
-from handlers.severity import is_sensitive, rate
 
 log = logging.getLogger("handlers.response")
 DEFAULT_LEASE_SECONDS = 900.0  # the Lambda maximum, when no context tells the real remaining time
@@ -54,7 +61,7 @@ class ResponseSummary(TypedDict):
     """The handler's return value (also visible in the Lambda console and in tests)."""
 
     eventID: str | None
-    outcome: str  # ignored | duplicate | handled | resent
+    outcome: str  # rejected | ignored | duplicate | handled | resent
     claim: str | None
     findings: list[FindingOutcome]
 
@@ -63,12 +70,29 @@ class AlertNotPublished(RuntimeError):
     """An alert could not be published; raised so the event is retried or dead-lettered."""
 
 
+class ClaimUnavailable(RuntimeError):
+    """The alert went out, but without a claim nothing could be done or recorded: retry the event.
+
+    Without the idempotency table the invocation cannot know what an earlier attempt of the same
+    event stored (an unsent alert with its undo command, a remediation written ahead), and must
+    not overwrite it. So it alerts from live reads without acting, and fails: Lambda's retry
+    completes the response once the table answers, and the dead-letter queue keeps the event if
+    it never does.
+    """
+
+
 def handler(event: dict[str, Any], context: LambdaContext | None) -> ResponseSummary:
     """Lambda entry point: EventBridge "AWS API Call via CloudTrail" event in, summary out."""
     settings = current_settings()
     configure_logging(settings.log_level)
     lease = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_LEASE_SECONDS
-    return respond(event, settings, lease_seconds=lease)
+    request_id = getattr(context, "aws_request_id", None)
+    return respond(
+        event,
+        settings,
+        lease_seconds=lease,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
 
 
 def current_settings() -> Settings:
@@ -100,111 +124,150 @@ def log_decision(decision: str, **fields: Any) -> None:
     log.info(json.dumps({"decision": decision, **fields}, default=str, sort_keys=True))
 
 
+def _region() -> str | None:
+    return os.environ.get("AWS_REGION") or None  # the table lives in the function's own region
+
+
 def respond(
     event: Any,
     settings: Settings,
     *,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     now: datetime | None = None,
+    request_id: str | None = None,
 ) -> ResponseSummary:
     """Handle one event end to end; raises :class:`AlertNotPublished` if an alert could not go out."""
-    record = unwrap(event) or {}
-    findings = classify(event, settings.detector)
-    event_id = record.get("eventID") if isinstance(record.get("eventID"), str) else None
+    now = now or datetime.now(UTC)
+    refused = provenance.rejection(event, settings)
+    if refused:
+        return _reject(event, refused, settings, now)
+    record: dict[str, Any] = event["detail"]
+    event_id: str = record["eventID"]
+    findings = classify(record, settings.detector)
     if not findings:
         log_decision("ignored", eventID=event_id, eventName=record.get("eventName"), reason="exposes nothing")
         return ResponseSummary(eventID=event_id, outcome="ignored", claim=None, findings=[])
 
-    # The table lives in the function's own region (AWS_REGION in Lambda).
-    store = IdempotencyStore(settings.idempotency_table, os.environ.get("AWS_REGION") or None)
+    store = IdempotencyStore(settings.idempotency_table, _region(), request_id=request_id)
     claim = store.claim(event_id, lease_seconds)
     if not claim.proceed:
         log_decision("duplicate", eventID=event_id, reason="already handled or in progress; not acting again")
         return ResponseSummary(eventID=event_id, outcome="duplicate", claim=claim.outcome, findings=[])
-    if claim.error:
+    if claim.outcome == "unavailable":
         log_decision("idempotency-unavailable", eventID=event_id, error=claim.error)
+        return _without_claim(event_id, record, findings, claim, settings, now)
     if claim.pending_alerts:
-        return _resend(event_id, claim, store, settings)
+        pending = [_stored_alert(a) for a in claim.pending_alerts]
+        return _deliver(event_id, pending, [], claim, store, settings, now, outcome="resent")
+
+    def gate(target: str, before: dict[str, Any]) -> bool:
+        failure = store.record_action(event_id, target, before)
+        if failure:
+            log_decision("action-not-recorded", eventID=event_id, target=target, error=failure)
+        return failure is None
 
     try:
-        built = [_decide(_with_bucket(f, record), settings, claim, now) for f in findings]
+        decided = [_decide(_with_bucket(f, record), settings, claim, gate, now) for f in findings]
     except Exception as exc:
-        store.release(event_id, f"{type(exc).__name__}: {exc}")
+        failure = store.release(event_id, f"{type(exc).__name__}: {exc}")
+        if failure:
+            log_decision("release-failed", eventID=event_id, error=failure)
         raise
-    outcomes = [outcome for outcome, _ in built]
-    unsent = _publish_all([alert for _, alert in built], outcomes, settings, event_id)
+    built = [alert for _, alert in decided]
+    staged = store.stage(event_id, [dict(a) for a in built])
+    if staged:
+        log_decision("stage-failed", eventID=event_id, error=staged)
+    return _deliver(event_id, built, [o for o, _ in decided], claim, store, settings, now, outcome="handled")
+
+
+def _without_claim(
+    event_id: str,
+    record: dict[str, Any],
+    findings: list[Finding],
+    claim: Claim,
+    settings: Settings,
+    now: datetime,
+) -> ResponseSummary:
+    """Alert from live reads with no claim: nothing is acted on or written, then the invocation fails."""
+
+    def refuse(_target: str, _before: dict[str, Any]) -> bool:
+        return False  # no action that cannot be recorded first (see handlers.idempotency)
+
+    decided = [_decide(_with_bucket(f, record), settings, claim, refuse, now) for f in findings]
+    unsent = _publish_all([a for _, a in decided], [o for o, _ in decided], settings, event_id)
     if unsent:
-        store.release(event_id, "alert publish failed", unsent=unsent)
         raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} could not be published")
+    error = claim.error or {"call": "dynamodb:UpdateItem", "error": "unknown", "message": ""}
+    raise ClaimUnavailable(
+        f"alerted on event {event_id} without a claim ({error['call']}: {error['error']}); failing so "
+        "Lambda's retry completes the response once the idempotency table answers"
+    )
+
+
+def _stored_alert(stored: dict[str, Any]) -> alerts.Alert:
+    """An alert as staged on the claim (read back from DynamoDB, so every field is checked)."""
+    payload = stored.get("payload")
+    return alerts.Alert(
+        subject=str(stored.get("subject") or "S3 public access alert"),
+        text=str(stored.get("text") or ""),
+        payload=payload if isinstance(payload, dict) else {},
+        attributes={str(k): str(v) for k, v in (stored.get("attributes") or {}).items()},
+    )
+
+
+def _deliver(
+    event_id: str,
+    built: list[alerts.Alert],
+    outcomes: list[FindingOutcome],
+    claim: Claim,
+    store: IdempotencyStore,
+    settings: Settings,
+    now: datetime,
+    *,
+    outcome: str,
+) -> ResponseSummary:
+    """Publish, then complete the claim and tell the ledger; on failure release and raise."""
+    unsent = _publish_all(built, outcomes, settings, event_id)
+    if unsent:
+        failure = store.release(event_id, "alert publish failed", unsent=unsent)
+        extra = ""
+        if failure:
+            log_decision("release-failed", eventID=event_id, error=failure)
+            extra = f"; releasing the claim also failed ({failure['call']}: {failure['error']})"
+        raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} could not be published{extra}")
     # Tell the sweep's ledger what was just reported, so the next hourly sweep stays quiet.
     exposure_ledger.record_published(
-        settings.idempotency_table,
-        settings.expected_account_id,
-        [alert for _, alert in built],
-        now or datetime.now(UTC),
-        os.environ.get("AWS_REGION") or None,
+        settings.idempotency_table, settings.expected_account_id, built, now, _region()
     )
     failure = store.complete(event_id)
     if failure:
         log_decision("idempotency-complete-failed", eventID=event_id, error=failure)
-    return ResponseSummary(eventID=event_id, outcome="handled", claim=claim.outcome, findings=outcomes)
+    return ResponseSummary(eventID=event_id, outcome=outcome, claim=claim.outcome, findings=outcomes)
 
 
 def _with_bucket(finding: Finding, record: dict[str, Any]) -> Finding:
     """A bucket-level finding without a bucket (a rule that crashed) gets it from the record."""
     if finding["bucket"] is None and finding["scope"] in ("bucket", "object"):
-        return {**finding, "bucket": bucket_name(record)}  # type: ignore[typeddict-item]
+        return {**finding, "bucket": bucket_name(record)}
     return finding
 
 
 def _decide(
-    finding: Finding, settings: Settings, claim: Claim, now: datetime | None
+    finding: Finding, settings: Settings, claim: Claim, gate: ActionGate, now: datetime
 ) -> tuple[FindingOutcome, alerts.Alert]:
-    """Confirm, rate, remediate and build the alert for one finding."""
-    account = settings.expected_account_id
-    mismatch = finding["account"] is not None and finding["account"] != account
+    """Confirm, then run the shared pipeline for one finding."""
+    mismatch = finding["account"] is not None and finding["account"] != settings.expected_account_id
     exposure = _confirm(finding, settings, mismatch)
-    tags = exposure["tags"]
-    if exposure["status"] == "not-checked":
-        approval = Approval(False, None, "not checked")
-    else:
-        approval = check_approval(
-            finding["bucket"],
-            tags,
-            allow_list=settings.exception_buckets,
-            approval_tag=settings.approval_tag,
-            now=now or datetime.now(UTC),
-        )
-    sensitive = is_sensitive(tags, settings.sensitive_tag, settings.sensitive_tag_values)
-    severity, why = rate(
+    decision: Decision = decide(
         finding,
         exposure,
-        approval,
-        production=settings.production,
-        sensitive=sensitive,
-        account_mismatch=mismatch,
-    )
-    remediation = remediate(
-        finding,
-        exposure,
-        approval,
-        mode=settings.remediation_mode,
-        account=account,
-        allow_account=settings.allow_account_remediation,
-        account_mismatch=mismatch,
-    )
-    checked_at = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
-    alert = alerts.build_alert(
-        finding,
-        exposure,
-        severity,
-        why,
-        approval,
-        remediation,
         settings,
-        checked_at=checked_at,
+        now=now,
         account_mismatch=mismatch,
+        gate=gate,
+        acted_before=claim.actions,
     )
+    alert, remediation = decision.alert, decision.remediation
     alert["payload"]["delivery"] = {"claim": claim.outcome, "idempotencyError": claim.error}
     log_decision(
         "finding",
@@ -212,9 +275,9 @@ def _decide(
         eventName=finding["eventName"],
         bucket=finding["bucket"],
         verdict=finding["verdict"],
-        severity=severity,
+        severity=decision.severity,
         exposure=exposure["status"],
-        approval=approval.basis if approval.approved else None,
+        approval=decision.approval.state,
         remediation=remediation["status"],
         failures=[f"{f['call']}:{f['error']}" for f in exposure["failures"]]
         + (
@@ -226,7 +289,7 @@ def _decide(
     outcome = FindingOutcome(
         bucket=finding["bucket"],
         verdict=finding["verdict"],
-        severity=severity,
+        severity=decision.severity,
         exposure=exposure["status"],
         remediation=remediation["status"],
         subject=alert["subject"],
@@ -249,13 +312,21 @@ def _confirm(finding: Finding, settings: Settings, mismatch: bool) -> exposures.
     region = finding["region"]
     if finding["scope"] == "account":
         return exposures.assess_account(exposures.account_bpa_read(account, region))
-    if finding["scope"] == "access-point" or not finding["bucket"]:
+    if finding["scope"] == "access-point":
+        name = exposures.access_point_name(finding["accessPoint"], account)
+        if name is None:
+            exposure = exposures.not_checked("")
+            exposure["status"] = "unknown"
+            exposure["reasons"] = ["the access point is not a valid name or ARN of this account: not read"]
+            return exposure
+        return exposures.assess_access_point(exposures.read_access_point_state(name, account, region))
+    if not finding["bucket"]:
         exposure = exposures.assess_account(exposures.account_bpa_read(account, region))
         guarded = bool((exposure["account_bpa"] or {}).get("RestrictPublicBuckets"))
         exposure["status"] = "exposable" if guarded else "unknown"
         exposure["reasons"].append(
-            "the access point policy is not re-read; account RestrictPublicBuckets "
-            + ("holds it back" if guarded else "does not hold it back")
+            "no bucket named; account RestrictPublicBuckets "
+            + ("holds a public policy back" if guarded else "does not hold it back")
         )
         return exposure
     state = exposures.read_bucket_state(finding["bucket"], account, region)
@@ -292,15 +363,35 @@ def _publish_all(
     return unsent
 
 
-def _resend(
-    event_id: str | None, claim: Claim, store: IdempotencyStore, settings: Settings
-) -> ResponseSummary:
-    """A retry after a failed publish: send the alerts that were built, without acting again."""
-    pending = [alerts.Alert(**a) for a in claim.pending_alerts]  # type: ignore[typeddict-item]
-    outcomes: list[FindingOutcome] = []
-    unsent = _publish_all(pending, outcomes, settings, event_id)
-    if unsent:
-        store.release(event_id, "alert publish failed again", unsent=unsent)
-        raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} still could not be published")
-    store.complete(event_id)
-    return ResponseSummary(eventID=event_id, outcome="resent", claim=claim.outcome, findings=[])
+def _reject(event: Any, reason: str, settings: Settings, now: datetime) -> ResponseSummary:
+    """Refuse an event of doubtful provenance: log, count, and alert once per window."""
+    envelope = event if isinstance(event, dict) else {}
+    detail = envelope.get("detail") if isinstance(envelope.get("detail"), dict) else {}
+    claimed = {
+        "source": envelope.get("source"),
+        "detailType": envelope.get("detail-type"),
+        "account": envelope.get("account"),
+        "region": envelope.get("region"),
+        "eventName": (detail or {}).get("eventName") or envelope.get("eventName"),
+        "eventID": (detail or {}).get("eventID") or envelope.get("eventID"),
+    }
+    # Values are the caller's: logged as JSON strings (escaped), capped, never interpreted.
+    log_decision(
+        "rejected-event", reason=reason, **{k: str(v)[:200] for k, v in claimed.items() if v is not None}
+    )
+    sweep_metrics.emit(
+        settings.account_name, {"RejectedEvents": 1}, mode="response", metrics=sweep_metrics.RESPONSE_METRICS
+    )
+    limiter = provenance.RejectionLimiter(settings.idempotency_table, settings.expected_account_id, _region())
+    first, count = limiter.first_in_window()
+    if not first:
+        log_decision("rejection-alert-suppressed", reason="one rejection alert per window", count=count)
+        return ResponseSummary(eventID=None, outcome="rejected", claim=None, findings=[])
+    alert = alerts.build_rejection_alert(reason, event, settings, checked_at=stamp(now))
+    try:
+        message_id = alerts.publish(alert, settings.alert_topic_arn, settings.topic_region)
+    except Exception as exc:
+        limiter.release()
+        raise AlertNotPublished(f"the alert about a refused event could not be published: {exc}") from exc
+    log_decision("published", subject=alert["subject"], messageId=message_id, rejected=True)
+    return ResponseSummary(eventID=None, outcome="rejected", claim=None, findings=[])

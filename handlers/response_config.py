@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from handlers.approvals import DEFAULT_MAX_APPROVAL_DAYS
 from handlers.permissions import MODES
 from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_environment
 
@@ -23,6 +24,7 @@ PRODUCTION_NAMES = frozenset({"production", "prod"})
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 
 
@@ -46,6 +48,10 @@ class Settings:
     sensitive_tag_values: frozenset[str]
     idempotency_table: str
     log_level: str
+    # Regions whose events this stack routes (the home region first); an event from any other
+    # region was not delivered by our rules.
+    watched_regions: tuple[str, ...] = ()
+    max_approval_days: int = DEFAULT_MAX_APPROVAL_DAYS
     # The detector's own trail, log bucket and keys (TRAIL_NAME, TRAIL_BUCKET, TRAIL_KMS_KEY_ARN,
     # DETECTOR_KMS_KEY_ARN), so tampering with them is recognised; all optional.
     detector: DetectorContext = NO_CONTEXT
@@ -97,8 +103,29 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sensitive_tag_values=values,
         idempotency_table=table,
         log_level=log_level,
+        watched_regions=_regions(environ),
+        max_approval_days=_max_approval_days(environ),
         detector=_detector_context(environ),
     )
+
+
+def _regions(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``WATCHED_REGIONS`` (comma-separated); unset: the function's own region (``AWS_REGION``)."""
+    raw = environ.get("WATCHED_REGIONS", "").strip() or environ.get("AWS_REGION", "").strip()
+    regions = tuple(dict.fromkeys(r.strip() for r in raw.split(",") if r.strip()))
+    bad = [r for r in regions if not _REGION.match(r)]
+    if bad:
+        raise ConfigError(f"WATCHED_REGIONS: expected comma-separated AWS regions, got {bad[0]!r}")
+    return regions
+
+
+def _max_approval_days(environ: Mapping[str, str]) -> int:
+    raw = environ.get("MAX_APPROVAL_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_APPROVAL_DAYS
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise ConfigError(f"MAX_APPROVAL_DAYS: expected a whole number of days from 1 to 3650, got {raw!r}")
+    return int(raw)
 
 
 _KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")

@@ -7,17 +7,21 @@ Levels (highest first):
   an event from an unexpected account.
 - medium: held back only by BPA (exposable), closed again by the time we looked,
   the bucket deleted meanwhile, or an undetermined record with nothing public now.
-- low: a failed attempt (nothing changed), or an approved exception.
+- low: a failed attempt (nothing changed), an approved exception (public read only: an
+  approval never covers write, ACL-write or policy-write access), or an approval tag set,
+  extended or removed (an audit record of who approved what, until when).
+
+Write access is one definition (:data:`handlers.access_levels.WRITE_ACCESS`, policy-write
+included), shared with the record-only severity of ``detect``.
 """
 
 from __future__ import annotations
 
+from handlers.access_levels import READ_ACCESS, WRITE_ACCESS
 from handlers.approvals import Approval
 from handlers.exposure import Exposure
 from handlers.finding import Finding, Severity
 
-WRITE_LEVELS = frozenset({"write", "acl-write", "all"})
-READ_LEVELS = frozenset({"read", "all"})
 EXPOSED_STATUSES = frozenset({"public-now", "unknown"})
 
 
@@ -59,6 +63,13 @@ def rate(
         return "high", "the audit trail this detector relies on was tampered with"
     if verdict == "attempt":
         return "low", "the call failed, so nothing changed; the attempt itself is worth a look"
+    if verdict == "approval":
+        if exposure["status"] in EXPOSED_STATUSES and not approval.approved and not approval.unknown:
+            return (
+                "high",
+                f"the approval change leaves the bucket public without a valid approval: {approval.reason}",
+            )
+        return "low", "a public-access approval was set, changed or removed: an audit record"
     if approval.approved:
         return "low", f"approved exception: {approval.reason}"
     status = exposure["status"]
@@ -72,9 +83,9 @@ def rate(
     if status in EXPOSED_STATUSES:
         access = set(public_access(finding, exposure))
         state = "public now" if status == "public-now" else "possibly public (state could not be confirmed)"
-        if production and access & WRITE_LEVELS:
+        if production and access & WRITE_ACCESS:
             return "critical", f"{state} with write or ACL-write access in a production account"
-        if sensitive and access & READ_LEVELS:
+        if sensitive and access & READ_ACCESS:
             return "critical", f"{state} with read access on a bucket tagged as holding sensitive data"
         return "high", state
     if status == "exposable":

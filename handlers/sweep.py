@@ -8,12 +8,14 @@ public before the detector existed. The sweep looks at every bucket instead:
   buckets, enqueue batches of names to the SQS work queue; the function's own SQS event
   source mapping runs them as **worker** invocations. A run that is short of time also
   hands its unchecked remainder to the queue.
-- **per bucket**, the response path's logic: :func:`exposure.read_bucket_state` and
-  :func:`exposure.assess_bucket` (policy status and policy, ACL, bucket and account BPA,
-  ownership), :func:`approvals.check_approval`, :func:`severity.rate`,
-  :func:`remediation.remediate` in the configured mode, :func:`alert.build_alert`.
-  Public and exposable buckets that are not excepted alert once per exposure
-  (:mod:`handlers.exposure_ledger`); the daily digest lists those still open.
+- **per bucket**: :func:`exposure.read_bucket_state` and :func:`exposure.assess_bucket`
+  (policy status and policy, ACL, bucket and account BPA, ownership, tags), then the
+  decision pipeline the event path uses (:func:`decision.decide`: approval, severity,
+  remediation in the configured mode, alert). Public and exposable buckets that are not
+  excepted alert once per exposure (:mod:`handlers.exposure_ledger`); the daily digest
+  lists those still open.
+- **input**: only the schedule's "Scheduled Event" and SQS batches from the work queue;
+  anything else is refused with a log line and starts nothing.
 - **metrics**: one CloudWatch EMF line per invocation (:mod:`handlers.sweep_metrics`).
 
 Buckets whose state cannot be decided (reads failed) are counted as errors and logged,
@@ -32,13 +34,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypedDict, cast
+from typing import Any, Protocol, TypedDict
 
 from handlers import alert as alerts
 from handlers import aws_clients, sweep_metrics
-from handlers.approvals import check_approval
+from handlers.bucket_listing import BucketRef, list_buckets
+from handlers.decision import decide, observed_finding, stamp
 from handlers.exposure import (
-    Exposure,
     Read,
     account_bpa_read,
     assess_bucket,
@@ -53,15 +55,11 @@ from handlers.exposure_ledger import (
     is_news,
     signature,
 )
-from handlers.finding import Finding
-from handlers.remediation import remediate
 from handlers.response import configure_logging
-from handlers.severity import is_sensitive, rate
 from handlers.sweep_config import SweepSettings, load_sweep_settings
 from handlers.sweep_digest import build_digest, digest_due, open_exposures
 
 log = logging.getLogger("handlers.sweep")
-LIST_PAGE_SIZE = 1000  # ListBuckets' MaxBuckets ceiling
 SEND_BATCH = 10  # SendMessageBatch's entry limit
 TIME_RESERVE_SECONDS = 90.0  # left for enqueueing the rest, the digest and the metric line
 DEFAULT_REMAINING_SECONDS = 900.0
@@ -81,14 +79,6 @@ class AlertNotPublished(RuntimeError):
 
 class SweepIncomplete(RuntimeError):
     """Some buckets were neither checked nor enqueued."""
-
-
-@dataclass(frozen=True)
-class BucketRef:
-    """A bucket and the region it lives in (``None``: unknown, use the home region)."""
-
-    name: str
-    region: str | None
 
 
 @dataclass
@@ -150,9 +140,15 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> Any:
     def remaining() -> float:
         return budget - (time.monotonic() - started)
 
-    if is_work_batch(event):
+    kind, refused = input_kind(event, sweep)
+    if kind == "batch":
         return run_worker(event, sweep, remaining=remaining)
-    return run_scheduled(sweep, remaining=remaining)
+    if kind == "schedule":
+        return run_scheduled(sweep, remaining=remaining)
+    # Anyone who may invoke the function could start a full sweep (and its S3 reads) at will:
+    # only the schedule and the work queue's batches are accepted.
+    log_decision("sweep-input-refused", reason=refused, eventType=type(event).__name__)
+    return {"refused": refused}
 
 
 def current_settings() -> SweepSettings:
@@ -172,7 +168,42 @@ def reset_settings() -> None:
 def is_work_batch(event: Any) -> bool:
     """Whether ``event`` is an SQS batch (from the work queue's event source mapping)."""
     records = event.get("Records") if isinstance(event, dict) else None
-    return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(
+            isinstance(r, dict)
+            and r.get("eventSource") == "aws:sqs"
+            and isinstance(r.get("body"), str)
+            and isinstance(r.get("messageId"), str)
+            for r in records
+        )
+    )
+
+
+def is_schedule(event: Any, account: str) -> bool:
+    """Whether ``event`` is the EventBridge schedule's "Scheduled Event" for this account."""
+    return (
+        isinstance(event, dict)
+        and event.get("source") == "aws.events"
+        and event.get("detail-type") == "Scheduled Event"
+        and event.get("account") == account
+    )
+
+
+def input_kind(event: Any, sweep: SweepSettings) -> tuple[str, str]:
+    """``("batch" | "schedule" | "refused", why refused)`` for the sweep function's input."""
+    if is_work_batch(event):
+        queue = sweep.work_queue_url
+        names = {str(r.get("eventSourceARN", "")).rsplit(":", 1)[-1] for r in event["Records"]}
+        if queue and names != {queue.rstrip("/").rsplit("/", 1)[-1]}:
+            return "refused", "an SQS batch that does not come from the sweep's work queue"
+        return "batch", ""
+    if is_schedule(event, sweep.base.expected_account_id):
+        return "schedule", ""
+    return "refused", (
+        "neither the schedule's Scheduled Event for this account nor an SQS batch from the work queue"
+    )
 
 
 def log_decision(decision: str, **fields: Any) -> None:
@@ -192,7 +223,7 @@ def run_scheduled(
     """List every bucket, then check them here or fan them out; digest; metric line."""
     settings = sweep.base
     now = now or datetime.now(UTC)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ")
+    run_id = now.strftime("%Y%m%dT%H%M%SZ")  # compact: it names SQS batches and log lines
     home = os.environ.get("AWS_REGION") or None
     account = settings.expected_account_id
     counts: Counter[str] = Counter()
@@ -264,22 +295,6 @@ def run_scheduled(
     if unsent:
         raise SweepIncomplete(f"{unsent} bucket(s) could be neither checked nor enqueued (run {run_id})")
     return summary
-
-
-def list_buckets(region: str | None) -> list[BucketRef]:
-    """Every bucket of the account, page by page, with its region when S3 reports it."""
-    s3 = aws_clients.client("s3", region)
-    refs: list[BucketRef] = []
-    token: str | None = None
-    while True:
-        params: dict[str, Any] = {"MaxBuckets": LIST_PAGE_SIZE}
-        if token:
-            params["ContinuationToken"] = token
-        page = s3.list_buckets(**params)
-        refs += [BucketRef(b["Name"], b.get("BucketRegion") or None) for b in page.get("Buckets", [])]
-        token = page.get("ContinuationToken")
-        if not token:
-            return refs
 
 
 # ---- worker invocations ------------------------------------------------------------------------
@@ -454,21 +469,12 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
             ref.name, status, "error", error="; ".join(failures) or "; ".join(exposure["reasons"])
         )
 
-    approval = check_approval(
-        ref.name,
-        exposure["tags"],
-        allow_list=settings.exception_buckets,
-        approval_tag=settings.approval_tag,
-        now=context.now,
-    )
-    if approval.approved:
-        return BucketResult(ref.name, status, "excepted", reason=approval.reason)
-    finding = sweep_finding(ref.name, region, account, exposure)
-    sensitive = is_sensitive(exposure["tags"], settings.sensitive_tag, settings.sensitive_tag_values)
-    severity, why = rate(finding, exposure, approval, production=settings.production, sensitive=sensitive)
-    remediation = remediate(
-        finding, exposure, approval, mode=settings.remediation_mode, account=account, allow_account=False
-    )
+    finding = observed_finding(ref.name, region, account, exposure)
+    # The same pipeline as the event path; the sweep never acts on the account.
+    decision = decide(finding, exposure, settings, now=context.now, allow_account=False)
+    if decision.approval.approved:
+        return BucketResult(ref.name, status, "excepted", reason=decision.approval.reason)
+    severity, remediation = decision.severity, decision.remediation
     result = BucketResult(
         ref.name, status, "suppressed", severity=severity, remediation=remediation["status"]
     )
@@ -498,10 +504,7 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
             )  # fmt: skip
         return result
 
-    checked_at = context.now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    alert = alerts.build_alert(
-        finding, exposure, severity, why, approval, remediation, settings, checked_at=checked_at
-    )
+    alert = decision.alert
     alert["payload"]["sweep"] = {
         "run": context.run_id,
         "reason": result.reason,
@@ -532,41 +535,6 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
         return result
     result.outcome = "alerted"
     return result
-
-
-def sweep_finding(bucket: str, region: str | None, account: str, exposure: Exposure) -> Finding:
-    """The finding the alert and severity code expect, for a state the sweep found (no event)."""
-    public_now = exposure["status"] == "public-now"
-    access = sorted({a for p in exposure["paths"] for a in p["access"]} - {"unknown"})
-    return cast(
-        Finding,
-        {
-            "eventID": None,
-            "eventName": "ScheduledSweep",
-            "eventTime": None,
-            "account": account,
-            "region": region,
-            "bucket": bucket,
-            "key": None,
-            "accessPoint": None,
-            "public": public_now,
-            "verdict": "public" if public_now else "weakening",
-            "kind": "sweep",
-            "scope": "bucket",
-            "access": access,
-            "principals": [],
-            "variant": "",
-            "route": "sweep",
-            "client": "unknown",
-            "actor": None,
-            "sourceIPAddress": None,
-            "userAgent": None,
-            "severity": "high" if public_now else "medium",
-            "reasons": [f"scheduled sweep: {reason}" for reason in exposure["reasons"]],
-            "error": None,
-            "errorMessage": None,
-        },
-    )
 
 
 def _forget(ledger: ExposureLedger, bucket: str, entry: LedgerEntry, counts: Counter[str]) -> None:
@@ -611,18 +579,18 @@ def send_digest(sweep: SweepSettings, ledger: ExposureLedger, now: datetime) -> 
     if not digest_due(now, sweep.digest_hour):
         return "not-due"
     day = now.strftime("%Y-%m-%d")
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    checked = stamp(now)
     try:
         if not ledger.claim_digest(day, now.timestamp()):
             return "already-sent"
-        entries = open_exposures(ledger.entries(), alerted_now=stamp)
+        entries = open_exposures(ledger.entries(), alerted_now=checked)
     except LedgerUnavailable as exc:
         log_decision("digest-failed", day=day, error=str(exc))
         return "failed"
     if not entries:
         log_decision("digest", day=day, exposures=0, sent=False)
         return "empty"
-    message = build_digest(entries, settings, day, stamp)
+    message = build_digest(entries, settings, day, checked)
     try:
         message_id = alerts.publish(message, settings.alert_topic_arn, settings.topic_region)
     except Exception as exc:

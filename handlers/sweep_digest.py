@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handlers.alert import Alert, safe_subject
+from handlers.alert import COMMAND_PREFIX, Alert, cut_text, safe_subject
+from handlers.cli_commands import bucket_fix_command
 from handlers.exposure_ledger import EXPOSED_STATUSES, LedgerEntry
 from handlers.finding import SEVERITY_ORDER
 from handlers.response_config import Settings
+from handlers.safe_text import checked_bucket, inline, shown
 
 DIGEST_SCHEMA = "s3-public-exposure-digest/1"
 
@@ -34,8 +36,16 @@ def open_exposures(entries: dict[str, LedgerEntry], alerted_now: str | None = No
     return sorted(open_, key=lambda e: (-SEVERITY_ORDER.get(e.severity, 0), e.bucket))
 
 
+DIGEST_TEXT_BUDGET = 24_000  # bytes of body; the JSON payload lists every entry anyway
+_ENTRY_LIMITS = (None, 200, 100, 50, 20, 10, 5, 1)  # entries shown per group, tightened until it fits
+
+
 def build_digest(entries: list[LedgerEntry], settings: Settings, day: str, checked_at: str) -> Alert:
-    """The digest message for ``entries`` (already alerted, still open)."""
+    """The digest message for ``entries`` (already alerted, still open).
+
+    Every value from the ledger is shown through :mod:`handlers.safe_text`; each bucket gets its
+    own fix command (shell-quoted, only for a valid bucket name), on a line of its own.
+    """
     account = settings.expected_account_id
     public = [e for e in entries if e.status == "public-now"]
     held = [e for e in entries if e.status == "exposable"]
@@ -43,30 +53,12 @@ def build_digest(entries: list[LedgerEntry], settings: Settings, day: str, check
         f"[DIGEST] {len(public)} public, {len(held)} held back only by BPA (known S3 exposures)",
         f"in {settings.account_name} {account}",
     )
-    lines = [
-        subject,
-        "",
-        f"Exposures reported before and still open on {day} (UTC). Each was alerted once, when first seen",
-        "or when it changed; this digest repeats them daily until they are closed or excepted.",
-    ]
-    for title, group in (("PUBLIC NOW", public), ("HELD BACK ONLY BY BLOCK PUBLIC ACCESS", held)):
-        lines += ["", f"{title} ({len(group)})"]
-        for entry in group:
-            lines.append(
-                f"  [{entry.severity.upper()}] {entry.bucket} ({entry.region or '?'}): "
-                f"{', '.join(entry.signature) or '-'}; first alerted {entry.alerted_at or '?'} "
-                f"by the {entry.source} path"
-            )
-        if not group:
-            lines.append("  none")
-    lines += [
-        "",
-        f"To close one: aws s3api put-public-access-block --bucket <name> --expected-bucket-owner {account} "
-        "--public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,"
-        "BlockPublicPolicy=true,RestrictPublicBuckets=true",
-        f"To accept one: add it to EXCEPTION_BUCKETS or tag it {settings.approval_tag}=<YYYY-MM-DD expiry>.",
-    ]
-    text = "\n".join(lines) + "\n"
+    lines: list[str] = []
+    for limit in _ENTRY_LIMITS:
+        lines = _digest_lines(subject, public, held, settings, day, limit)
+        if len("\n".join(lines).encode("utf-8")) < DIGEST_TEXT_BUDGET:
+            break
+    text = cut_text("\n".join(lines) + "\n", DIGEST_TEXT_BUDGET)
     payload = {
         "schema": DIGEST_SCHEMA,
         "subject": subject,
@@ -95,3 +87,48 @@ def build_digest(entries: list[LedgerEntry], settings: Settings, day: str, check
         "exposure": "digest",
     }
     return Alert(subject=subject, text=text, payload=payload, attributes=attributes)
+
+
+def _digest_lines(
+    subject: str,
+    public: list[LedgerEntry],
+    held: list[LedgerEntry],
+    settings: Settings,
+    day: str,
+    limit: int | None,
+) -> list[str]:
+    """The digest body, listing at most ``limit`` entries per group (all when ``None``)."""
+    account = settings.expected_account_id
+    lines = [
+        subject,
+        "",
+        f"Exposures reported before and still open on {inline(day, 40)} (UTC). Each was alerted once, "
+        "when first seen",
+        "or when it changed; this digest repeats them daily until they are closed or excepted.",
+    ]
+    for title, group in (("PUBLIC NOW", public), ("HELD BACK ONLY BY BLOCK PUBLIC ACCESS", held)):
+        lines += ["", f"{title} ({len(group)})"]
+        shown_entries = group if limit is None else group[:limit]
+        for entry in shown_entries:
+            lines.append(
+                f"  [{inline(entry.severity, 20).upper()}] "
+                f"{shown(entry.bucket, checked_bucket, 'bucket name', limit=255)} "
+                f"({inline(entry.region, 40, '?')}): {inline(', '.join(entry.signature), 300)}; "
+                f"first alerted {inline(entry.alerted_at, 40, '?')} by the {inline(entry.source, 40)} path"
+            )
+            command = bucket_fix_command(entry.bucket, account)
+            if command:
+                lines.append(f"{COMMAND_PREFIX}{command}")
+        if len(shown_entries) < len(group):
+            lines.append(
+                f"  ... {len(group) - len(shown_entries)} more (all in the JSON payload's exposures)"
+            )
+        if not group:
+            lines.append("  none")
+    lines += [
+        "",
+        "To close one: run the command under it (all four Block Public Access flags on that bucket).",
+        "To accept one: add it to EXCEPTION_BUCKETS or tag it "
+        f"{inline(settings.approval_tag, 128)}=YYYY-MM-DD (the approval's expiry date).",
+    ]
+    return lines

@@ -33,8 +33,17 @@ METRICS = (
 )
 
 
+# The response function's own counters (one EMF line per refused event).
+RESPONSE_METRICS = ("RejectedEvents",)
+
+
 def emf_record(
-    detector: str, values: Mapping[str, int], *, mode: str, now_ms: int | None = None
+    detector: str,
+    values: Mapping[str, int],
+    *,
+    mode: str,
+    now_ms: int | None = None,
+    metrics: tuple[str, ...] = METRICS,
 ) -> dict[str, Any]:
     """One EMF document: every metric in :data:`METRICS` (0 when absent), dimension ``Detector``."""
     record: dict[str, Any] = {
@@ -44,22 +53,27 @@ def emf_record(
                 {
                     "Namespace": NAMESPACE,
                     "Dimensions": [[DIMENSION]],
-                    "Metrics": [{"Name": name, "Unit": "Count"} for name in METRICS],
+                    "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
                 }
             ],
         },
         DIMENSION: detector,
         "sweepMode": mode,  # a property, not a dimension: scheduled | worker
     }
-    for name in METRICS:
+    for name in metrics:
         record[name] = int(values.get(name, 0))
     return record
 
 
 def emit(
-    detector: str, values: Mapping[str, int], *, mode: str, stream: TextIO | None = None
+    detector: str,
+    values: Mapping[str, int],
+    *,
+    mode: str,
+    stream: TextIO | None = None,
+    metrics: tuple[str, ...] = METRICS,
 ) -> dict[str, Any]:
     """Write the EMF line to stdout (or ``stream``) and return the document."""
-    record = emf_record(detector, values, mode=mode)
+    record = emf_record(detector, values, mode=mode, metrics=metrics)
     print(json.dumps(record, sort_keys=True), file=stream or sys.stdout, flush=True)
     return record

@@ -216,6 +216,13 @@ SCHEMA: dict[str, Setting] = {
         "tag key",
         "bucket tag whose value (an ISO date) approves public access until then",
     ),
+    "exceptions.max_approval_days": Setting(
+        90,
+        _int_range(1, 3650),
+        "1-3650",
+        "longest an approval tag may reach ahead: a later expiry counts as no approval (an approval "
+        "covers public read only, never write)",
+    ),
     "exceptions.sensitive_tag": Setting(
         "data-classification", tag_key, "tag key", "bucket tag that marks sensitive data (raises severity)"
     ),
@@ -312,6 +319,7 @@ class AccountConfig:
     allow_account_remediation: bool
     exception_buckets: tuple[str, ...]
     approval_tag: str
+    max_approval_days: int
     sensitive_tag: str
     sensitive_tag_values: tuple[str, ...]
     create_trail: bool
@@ -362,6 +370,7 @@ _FIELD_NAMES = {
     "remediation.allow_account_level": "allow_account_remediation",
     "exceptions.buckets": "exception_buckets",
     "exceptions.approval_tag": "approval_tag",
+    "exceptions.max_approval_days": "max_approval_days",
     "exceptions.sensitive_tag": "sensitive_tag",
     "exceptions.sensitive_tag_values": "sensitive_tag_values",
     "trail.create": "create_trail",

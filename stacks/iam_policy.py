@@ -56,6 +56,9 @@ def response_function_policy(
         statements.append(_allow("AccountBlockPublicAccessRead", account_reads, ["*"]))
     if account_writes:
         statements.append(_allow("AccountBlockPublicAccessWriteNoResourceType", account_writes, ["*"]))
+    # Access points of this account, in any region (an access point policy event names one).
+    access_points = f"arn:{targets.partition}:s3:*:{targets.account_id}:accesspoint/*"
+    statements.append(_allow("ReadAccessPointExposure", actions.get("access-point", []), [access_points]))
     statements += [
         _allow("PublishAlerts", actions.get("topic", []), [targets.topic_arn]),
         _allow("UseAlertKey", actions.get("key", []), [targets.key_arn]),

@@ -63,6 +63,8 @@ def environment_variables(
         "EXPECTED_ACCOUNT_ID": account.account_id,
         "EXCEPTION_BUCKETS": json.dumps(list(account.exception_buckets)),
         "APPROVAL_TAG": account.approval_tag,
+        "MAX_APPROVAL_DAYS": str(account.max_approval_days),
+        "WATCHED_REGIONS": ",".join(account.regions),
         "SENSITIVE_TAG": account.sensitive_tag,
         "SENSITIVE_TAG_VALUES": ",".join(account.sensitive_tag_values),
         "IDEMPOTENCY_TABLE": table_name,

@@ -70,8 +70,9 @@ def detector_context(account: AccountConfig, kms_key_arn: str | None) -> Detecto
     With ``trail.create = false`` only the key is known: the existing trail is not ours to name.
     """
     if not account.create_trail:
-        return DetectorContext(detector_key_arn=kms_key_arn)
+        return DetectorContext(detector_key_arn=kms_key_arn, approval_tag=account.approval_tag)
     return DetectorContext(
+        approval_tag=account.approval_tag,
         trail_name=trail_name(account),
         trail_bucket=log_bucket_name(account),
         trail_key_arn=kms_key_arn if account.trail_kms_encryption else None,

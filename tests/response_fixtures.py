@@ -26,6 +26,7 @@ for _path in (Path(__file__).resolve().parents[1], Path(__file__).resolve().pare
 
 from demo.replay_state import replay  # noqa: E402
 from handlers import aws_clients, response  # noqa: E402
+from handlers.event_patterns import EVENTBRIDGE_SOURCES  # noqa: E402
 from handlers.exposure import BPA_FLAGS  # noqa: E402
 
 ACCOUNT = "111122223333"
@@ -40,6 +41,8 @@ class FakeContext:
 
     remaining_ms: int = 60_000
     function_name: str = "s3-exposure-response"
+    # Lambda gives every invocation its own id and reuses it for the async retries of a failed one.
+    aws_request_id: str = field(default_factory=lambda: new_request_id())
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
@@ -242,7 +245,7 @@ def envelope(record: dict[str, Any]) -> dict[str, Any]:
         "version": "0",
         "id": f"eb-{record.get('eventID', 'x')}",
         "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.s3",
+        "source": EVENTBRIDGE_SOURCES.get(str(record.get("eventSource")), "aws.s3"),
         "account": record.get("recipientAccountId", ACCOUNT),
         "time": record.get("eventTime", "2026-01-01T00:00:00Z"),
         "region": record.get("awsRegion", REGION),
@@ -372,3 +375,14 @@ def public_policy(bucket: str, **statement: Any) -> dict[str, Any]:
         **statement,
     }
     return {"Version": "2012-10-17", "Statement": [body]}
+
+
+# A server-side failure (HTTP 500), for the fault matrix.
+FAULTS["InternalError"] = lambda op: client_error("InternalError", op, 500, "internal error")
+
+
+def new_request_id() -> str:
+    """A fresh Lambda request id (FakeContext's default: every invocation gets its own)."""
+    import uuid
+
+    return str(uuid.uuid4())

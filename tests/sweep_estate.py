@@ -30,7 +30,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "held": ("exposable", True),  # public policy held back only by the bucket's BPA
     "heldacl": ("exposable", True),  # public ACL held back only by IgnorePublicAcls
     "site": ("public-now", False),  # allow-listed (EXCEPTION_BUCKETS = ["site-*"])
-    "approved": ("public-now", False),  # approval tag valid until next year
+    "approved": ("public-now", False),  # approval tag valid for 60 more days (within the 90-day horizon)
     "expired": ("public-now", True),  # approval tag expired last year
     "private": ("closed", False),
     "blocked": ("closed", False),  # private with all four BPA flags on
@@ -88,7 +88,7 @@ def create_bucket(world: World, name: str, kind: str, region: str, now: datetime
         flags = dict.fromkeys(ALL_ON, False) | {"IgnorePublicAcls": True}
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=flags)
     if kind in ("approved", "expired"):
-        until = now + timedelta(days=365) if kind == "approved" else now - timedelta(days=365)
+        until = now + timedelta(days=60) if kind == "approved" else now - timedelta(days=365)
         s3.put_bucket_tagging(
             Bucket=name, Tagging={"TagSet": [{"Key": APPROVAL_TAG, "Value": until.strftime("%Y-%m-%d")}]}
         )

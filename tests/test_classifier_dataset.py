@@ -20,7 +20,7 @@ from handlers.classify import classify
 from handlers.rules import REGISTRY, RULE_MODULES
 
 CASES = load_cases()
-FINDING_KINDS = {"public", "weakening", "attempt", "undetermined", "tamper"}
+FINDING_KINDS = {"public", "weakening", "attempt", "undetermined", "tamper", "approval"}
 WRITE_ACCESS = {"write", "acl-write", "policy-write", "all"}
 
 
@@ -97,7 +97,7 @@ def test_finding_fields_copied_from_record(case: Case) -> None:
 def test_severity_follows_verdict(case: Case) -> None:
     (finding,) = classify(copy.deepcopy(case.record), case.detector)
     severity = finding["severity"]
-    if finding["verdict"] == "attempt":
+    if finding["verdict"] in ("attempt", "approval"):
         assert severity == "low"
     elif finding["verdict"] == "public":
         assert severity == ("critical" if WRITE_ACCESS & set(finding["access"]) else "high")

@@ -25,7 +25,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper"}
+VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper", "approval"}
 ROUTES = {"public-body", "public-header", "guard-removal", "trail-tamper"}
 OPTIONAL_TEXT = ("eventID", "eventTime", "account", "region", "bucket", "key", "accessPoint", "actor")
 OPTIONAL_TEXT += ("sourceIPAddress", "userAgent", "error", "errorMessage")

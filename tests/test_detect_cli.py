@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from handlers import cloudtrail_files, detect_cli
 from handlers.detect_cli import main, scan_file
 from handlers.finding import Finding
-from handlers.prefilter import ChunkedPrefilter, may_contain_watched
+from handlers.prefilter import ChunkedPrefilter, may_contain_watched, watch_for
 from handlers.rules import REGISTRY, WATCHED_EVENT_NAMES, watched_event_names
-from handlers.rules.detector_context import DetectorContext
+from handlers.rules.detector_context import DEFAULT_APPROVAL_TAG, DetectorContext
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "invictus-aws" / "CloudTrail"
@@ -273,7 +273,11 @@ def escape_letter(text: str, word: str, index: int) -> str:
 
 
 def watched_record(name: str) -> dict[str, Any]:
-    return {**public_policy(), "eventName": name, "eventSource": SOURCE_OF[name]}
+    record = {**public_policy(), "eventName": name, "eventSource": SOURCE_OF[name]}
+    # A tagging call matters only when it names the approval tag (detect's conditional names).
+    approval = {"TagSet": {"Tag": {"Key": DEFAULT_APPROVAL_TAG, "Value": "2030-01-01"}}}
+    record["requestParameters"] = {**record["requestParameters"], "Tagging": approval}
+    return record
 
 
 @pytest.mark.parametrize("name", sorted(WATCHED_EVENT_NAMES))
@@ -289,11 +293,14 @@ def test_prefilter_keeps_every_watched_name_in_every_spelling(name: str) -> None
         assert json.loads(text).get("eventName", name) in (name, [name]) or "detail" in text
         data = text.encode()
         assert may_contain_watched(data), text
+        # As detect runs it without context: context-bound names left out, conditional ones in.
+        in_detect = name in watched_event_names()
+        assert may_contain_watched(data, *watch_for()) or not in_detect, text
         for size in (1, 3, 16, 64):  # every way of cutting the file into chunks
-            chunked = ChunkedPrefilter()
-            for start in range(0, len(data), size):
-                chunked.feed(data[start : start + size])
-            assert chunked.candidate, (size, text)
+            for chunked in (ChunkedPrefilter(), *([ChunkedPrefilter(*watch_for())] if in_detect else [])):
+                for start in range(0, len(data), size):
+                    chunked.feed(data[start : start + size])
+                assert chunked.candidate, (size, text)
     assert may_contain_watched(json.dumps(record, ensure_ascii=False).encode("utf-16"))
 
 

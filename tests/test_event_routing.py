@@ -26,7 +26,7 @@ def case_context(case: Case) -> DetectorContext:
     return from_mapping(json.loads(case.path.read_text(encoding="utf-8")).get("context"))
 
 
-ROUTED_VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper"}
+ROUTED_VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper", "approval"}
 CASES = load_cases()
 MUST_ROUTE = [case for case in CASES if case.verdict in ROUTED_VERDICTS]
 NEGATIVES = [case for case in CASES if case.verdict == "none"]
@@ -246,3 +246,110 @@ ALL_TRUE = {
 )
 def test_hand_written_records(record, expected):
     assert routes_matching(record) == expected
+
+
+# ---- the approval tag (handlers.rules.approval_tag): its key is the deployment's ----
+
+CUSTOM_APPROVAL = DetectorContext(approval_tag="security:public-until")
+
+
+def _tagging(*tags: dict, **extra: object) -> dict:
+    tag_set = {"Tag": tags[0] if len(tags) == 1 else list(tags)}
+    return _record(
+        "PutBucketTagging", {"bucketName": "b", "tagging": "", "Tagging": {"TagSet": tag_set}}, **extra
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "context", "expected"),
+    [
+        pytest.param(
+            _tagging({"Key": "public-access-approved-until", "Value": "2030-01-01"}),
+            NO_CONTEXT,
+            ["guard-removal"],
+            id="default-key-single-tag",
+        ),
+        pytest.param(
+            _tagging({"Key": "team", "Value": "web"}, {"Key": "public-access-approved-until", "Value": "x"}),
+            NO_CONTEXT,
+            ["guard-removal"],
+            id="default-key-in-a-tag-list",
+        ),
+        pytest.param(
+            _tagging({"Key": "team", "Value": "web"}, {"Key": "env", "Value": "prod"}),
+            NO_CONTEXT,
+            [],
+            id="everyday-tags-are-not-routed",
+        ),
+        pytest.param(
+            _tagging({"Key": "Public-Access-Approved-Until", "Value": "2030-01-01"}),
+            NO_CONTEXT,
+            [],
+            id="keys-are-case-sensitive",
+        ),
+        pytest.param(
+            _tagging({"Key": "security:public-until", "Value": "2030-01-01"}),
+            CUSTOM_APPROVAL,
+            ["guard-removal"],
+            id="custom-key-routed",
+        ),
+        pytest.param(
+            _tagging({"Key": "public-access-approved-until", "Value": "2030-01-01"}),
+            CUSTOM_APPROVAL,
+            [],
+            id="default-key-not-routed-under-a-custom-key",
+        ),
+        pytest.param(
+            _tagging(
+                {"Key": "public-access-approved-until", "Value": "2030-01-01"},
+                errorCode="AccessDenied",
+                errorMessage="Access Denied",
+            ),
+            NO_CONTEXT,
+            ["guard-removal"],
+            id="failed-approval-is-routed",
+        ),
+        pytest.param(
+            _record("DeleteBucketTagging", {"bucketName": "b", "tagging": ""}),
+            CUSTOM_APPROVAL,
+            ["guard-removal"],
+            id="delete-bucket-tagging",
+        ),
+        pytest.param(
+            _record("DeleteBucketTagging", None, errorCode="NoSuchBucket"),
+            NO_CONTEXT,
+            ["guard-removal"],
+            id="failed-delete-with-null-parameters",
+        ),
+    ],
+)
+def test_approval_tag_routing(record: dict, context: DetectorContext, expected: list[str]) -> None:
+    assert routes_matching(record, context) == expected
+    # Whatever is routed, the classifier finds; whatever it finds, is routed.
+    assert [f["route"] for f in classify(record, context)] == expected
+
+
+def test_guard_removal_depends_on_the_approval_tag_only() -> None:
+    assert rules_for(DetectorContext(approval_tag="public-access-approved-until")) == RULES
+    custom = {rule.route: rule for rule in rules_for(CUSTOM_APPROVAL)}
+    assert custom["guard-removal"].pattern != RULES_BY_ROUTE["guard-removal"].pattern
+    assert [r for r in custom.values() if r.route != "guard-removal"] == [
+        r for r in RULES if r.route != "guard-removal"
+    ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "k" * 128,  # the longest key exceptions.approval_tag accepts
+        "a:b/c=d+e@f g_h.i-" * 7,  # every character it accepts (none needs escaping in JSON)
+        "\u00e9" * 128,  # beyond the configuration's rules: 6 characters each once escaped
+        "\u00e9" * 400,  # too long for one pattern: every PutBucketTagging is routed (fail open)
+    ],
+)
+def test_guard_removal_with_any_approval_key_is_valid_and_within_the_size_limit(key: str) -> None:
+    rule = {r.route: r for r in rules_for(DetectorContext(approval_tag=key))}["guard-removal"]
+    compile_pattern(rule.pattern_json())
+    assert len(rule.pattern_json()) <= MAX_PATTERN_CHARS
+    record = _tagging({"Key": key, "Value": "2030-01-01"})
+    assert routes_matching(record, DetectorContext(approval_tag=key)) == ["guard-removal"]

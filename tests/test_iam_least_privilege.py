@@ -30,6 +30,7 @@ NO_RESOURCE_TYPE_WRITES = {"s3:PutAccountPublicAccessBlock"}
 RESOURCE_FOR = {
     "bucket": "arn:aws:s3:::some-bucket",
     "account": "*",
+    "access-point": f"arn:aws:s3:eu-west-1:{TARGETS.account_id}:accesspoint/reports",
     "topic": TARGETS.topic_arn,
     "key": TARGETS.key_arn,
     "table": TARGETS.table_arn,

@@ -32,6 +32,11 @@ def put_policy(world: World, bucket: str, policy: dict[str, Any]) -> dict[str, A
     return record
 
 
+def in_days(days: int) -> str:
+    """An approval tag value ``days`` from today (within the default 90-day horizon when < 90)."""
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
+
+
 def only_alert(world: World) -> Any:
     alerts = world.alerts()
     assert len(alerts) == 1, [a.subject for a in alerts]
@@ -83,8 +88,24 @@ def test_own_remediation_event_ends_quietly(world: World) -> None:
         ((datetime.now(UTC) - timedelta(days=1)).date().isoformat(), False),
         ((datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds"), False),
         ("next-quarter", False),
+        ((datetime.now(UTC) + timedelta(days=30)).strftime("%Y%m%d"), True),
+        ((datetime.now(UTC) + timedelta(days=91)).date().isoformat(), False),
+        ("9999-12-31", False),
+        ("9999-12-31T23:59:59-12:00", False),
+        ("x" * 5000, False),
     ],
-    ids=["date-valid", "datetime-valid", "date-expired", "datetime-expired", "unreadable"],
+    ids=[
+        "date-valid",
+        "datetime-valid",
+        "date-expired",
+        "datetime-expired",
+        "unreadable",
+        "basic-format-valid",
+        "beyond-90-day-horizon",
+        "max-date-overflow",
+        "max-datetime-offset",
+        "huge-value",
+    ],
 )
 def test_approval_tag_with_expiry(world: World, tag_value: str, approved: bool) -> None:
     world.configure(REMEDIATION_MODE="enforce")
@@ -123,7 +144,7 @@ def test_custom_approval_tag_name(world: World) -> None:
     world.configure(REMEDIATION_MODE="enforce", APPROVAL_TAG="ok-public-until")
     record = put_policy(world, BUCKET, public_policy(BUCKET))
     world.s3.put_bucket_tagging(
-        Bucket=BUCKET, Tagging={"TagSet": [{"Key": "ok-public-until", "Value": "2999-01-01"}]}
+        Bucket=BUCKET, Tagging={"TagSet": [{"Key": "ok-public-until", "Value": in_days(30)}]}
     )
     world.invoke(record)
     assert only_alert(world).payload["approval"]["approved"]
@@ -132,21 +153,17 @@ def test_custom_approval_tag_name(world: World) -> None:
 # --- account checks ------------------------------------------------------------------------------
 
 
-def test_event_from_unexpected_account_is_alerted_not_acted_on(world: World) -> None:
+def test_event_from_unexpected_account_is_refused_alerted_and_not_acted_on(world: World) -> None:
     world.configure(REMEDIATION_MODE="enforce", EXPECTED_ACCOUNT_ID="999988887777")
     record = put_policy(world, BUCKET, public_policy(BUCKET))
     world.calls.clear()
-    world.invoke(record)
+    assert world.invoke(record)["outcome"] == "rejected"
     alert = only_alert(world)
     assert alert.payload["severity"] == "high"
-    assert "UNEXPECTED account 111122223333" in alert.subject
-    assert alert.payload["account"]["mismatch"] is True
-    assert alert.payload["remediation"]["status"] == "skipped"
+    assert alert.attributes["verdict"] == "rejected"
+    assert "999988887777" in alert.payload["rejected"]["reason"]
     assert world.handler_calls("s3") == [] and world.handler_calls("s3control") == []
     assert world.bucket_bpa(BUCKET) is None
-
-
-# --- confirmation: what is true now ---------------------------------------------------------------
 
 
 def test_moto_policy_status_disagreeing_with_own_analysis_is_reported_and_treated_as_exposed(

@@ -8,7 +8,8 @@ Defined behaviour:
 - a failed remediation is reported (``FAILED CALL``) with the fix command;
 - a failed publish raises (EventBridge retries, then the DLQ); the retry re-sends the
   alert that was built, without acting again;
-- an unreachable idempotency table does not stop the alert.
+- an unreachable idempotency table does not stop the alert: it goes out from live reads, nothing
+  is acted on or written, and the invocation fails so Lambda's retry completes the response.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from response_fixtures import ALL_ON, World, build_world, make_record, public_policy
+from response_fixtures import ALL_ON, FakeContext, World, build_world, make_record, public_policy
 
-from handlers.response import AlertNotPublished
+from handlers.response import AlertNotPublished, ClaimUnavailable
 
 BUCKET = "acme-exports"
 CONFIRM_CALLS = [
@@ -73,6 +74,12 @@ def test_failed_confirmation_read_still_alerts_and_says_what_failed(
         assert alert.payload["remediation"]["status"] == "not-needed"
         assert alert.payload["severity"] == "medium"
         assert world.bucket_bpa(BUCKET) is None
+    elif operation == "GetBucketTagging":
+        # The bucket might carry a valid approval: never closed on a failed tag read.
+        assert alert.payload["approval"]["approved"] is False
+        assert "could not be read" in alert.payload["approval"]["reason"]
+        assert alert.payload["remediation"]["status"] == "skipped"
+        assert world.bucket_bpa(BUCKET) is None
     else:
         # The public policy is still seen by one of the two policy reads; the bucket is closed.
         assert alert.payload["exposure"]["status"] in ("public-now", "unknown")
@@ -95,12 +102,29 @@ def test_bpa_unreadable_leaves_previous_state_unknown_but_still_closes(world: Wo
 def test_every_call_times_out_and_the_alert_still_goes_out(world: World) -> None:
     world.configure(REMEDIATION_MODE="enforce")
     record = public_bucket(world)
-    for service, operation in [*CONFIRM_CALLS, ("s3", "PutPublicAccessBlock")]:
+    for service, operation in CONFIRM_CALLS:
         world.fail(service, operation, "Timeout")
     world.invoke(record)
     (alert,) = world.alerts()
     assert alert.payload["exposure"]["status"] == "unknown"
     assert len(alert.payload["exposure"]["failures"]) == len(CONFIRM_CALLS)
+    assert alert.payload["severity"] == "high"
+    # The tags timed out too, so the bucket may be approved: alerted, with the fix, not closed.
+    assert alert.payload["remediation"]["status"] == "skipped"
+    assert "aws s3api put-public-access-block --bucket acme-exports" in alert.text
+    assert world.bucket_bpa(BUCKET) is None
+
+
+def test_every_call_but_tagging_times_out_and_the_failed_put_is_reported(world: World) -> None:
+    world.configure(REMEDIATION_MODE="enforce")
+    record = public_bucket(world)
+    for service, operation in [*CONFIRM_CALLS, ("s3", "PutPublicAccessBlock")]:
+        if operation != "GetBucketTagging":
+            world.fail(service, operation, "Timeout")
+    world.invoke(record)
+    (alert,) = world.alerts()
+    assert alert.payload["exposure"]["status"] == "unknown"
+    assert len(alert.payload["exposure"]["failures"]) == len(CONFIRM_CALLS) - 1
     # Unconfirmed is treated as exposed: the event's grant decides the level.
     assert alert.payload["severity"] == "high"
     remediation = alert.payload["remediation"]
@@ -189,13 +213,24 @@ def test_publish_failure_raises_and_the_retry_resends_without_acting_again(world
 def test_idempotency_table_unreachable_does_not_stop_the_alert(world: World, fault: str) -> None:
     world.configure(REMEDIATION_MODE="enforce")
     record = public_bucket(world)
-    world.fail("dynamodb", "PutItem", fault)
     world.fail("dynamodb", "UpdateItem", fault)
-    summary = world.invoke(record)
-    assert summary["claim"] == "unavailable"
-    (alert,) = world.alerts()
+    context = FakeContext(aws_request_id="req-1")
+    with pytest.raises(ClaimUnavailable):
+        world.invoke(record, context)
+    (alert,) = world.alerts()  # the alert went out now, from live reads
     assert alert.payload["delivery"]["claim"] == "unavailable"
-    assert alert.payload["delivery"]["idempotencyError"]["call"] == "dynamodb:PutItem"
+    assert alert.payload["delivery"]["idempotencyError"]["call"] == "dynamodb:UpdateItem"
+    # No action without its record written first (a retry could repeat it and lose the undo),
+    # and nothing written at all: an earlier attempt's stored alert must not be overwritten.
+    assert alert.payload["remediation"]["status"] == "skipped"
+    assert "idempotency table" in alert.payload["remediation"]["detail"]
+    assert world.bucket_bpa(BUCKET) is None
+    assert [op for svc, op in world.calls if svc == "dynamodb"] == ["UpdateItem"]
+    # Lambda's retry, once the table answers, completes the response.
+    world.heal()
+    assert world.invoke(record, context)["outcome"] == "handled"
+    (alert,) = world.alerts()
+    assert alert.payload["remediation"]["status"] == "applied"
     assert world.bucket_bpa(BUCKET) == ALL_ON
 
 
@@ -217,7 +252,7 @@ def test_an_invocation_that_died_mid_way_can_be_taken_over_after_its_lease(world
 def test_other_failure_releases_the_claim_for_a_full_retry(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers import response
+    from handlers import decision
 
     record = public_bucket(world)
 
@@ -225,7 +260,7 @@ def test_other_failure_releases_the_claim_for_a_full_retry(
         raise RuntimeError("bug")
 
     with monkeypatch.context() as patch:
-        patch.setattr(response, "remediate", broken)
+        patch.setattr(decision, "remediate", broken)
         with pytest.raises(RuntimeError):
             world.invoke(record)
     assert table_item(world, record)["status"]["S"] == "failed"

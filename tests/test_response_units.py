@@ -103,14 +103,17 @@ def test_undo_commands_restore_exactly_the_previous_state() -> None:
         "BlockPublicPolicy": True,
         "RestrictPublicBuckets": False,
     }
-    assert bucket_undo_command("b", "111122223333", previous, "set") == (
-        "aws s3api put-public-access-block --bucket b --expected-bucket-owner 111122223333 "
+    assert bucket_undo_command("acme-b", "111122223333", previous, "set") == (
+        "aws s3api put-public-access-block --bucket acme-b --expected-bucket-owner 111122223333 "
         "--public-access-block-configuration "
         "BlockPublicAcls=true,IgnorePublicAcls=false,BlockPublicPolicy=true,RestrictPublicBuckets=false"
     )
-    assert bucket_undo_command("b", "111122223333", None, "not-set") == (
-        "aws s3api delete-public-access-block --bucket b --expected-bucket-owner 111122223333"
+    assert bucket_undo_command("acme-b", "111122223333", None, "not-set") == (
+        "aws s3api delete-public-access-block --bucket acme-b --expected-bucket-owner 111122223333"
     )
+    # a name that cannot be a bucket (here: too short) gives no command at all, never a raw paste
+    assert bucket_undo_command("b", "111122223333", None, "not-set") is None
+    assert bucket_undo_command("a b;$(id)", "111122223333", previous, "set") is None
     assert account_undo_command("111122223333", None, "not-set") == (
         "aws s3control delete-public-access-block --account-id 111122223333"
     )

@@ -211,7 +211,8 @@ def test_a_batch_whose_alert_fails_is_retried_and_alerts_once(world: World) -> N
 
 
 def test_event_shapes() -> None:
-    assert sweep.is_work_batch({"Records": [{"eventSource": "aws:sqs"}]})
+    assert sweep.is_work_batch({"Records": [{"eventSource": "aws:sqs", "body": "{}", "messageId": "m"}]})
+    assert not sweep.is_work_batch({"Records": [{"eventSource": "aws:sqs"}]})  # no body: not SQS's shape
     assert not sweep.is_work_batch({"source": "aws.events", "detail-type": "Scheduled Event"})
     assert not sweep.is_work_batch({"Records": [{"eventSource": "aws:s3"}]})
     assert not sweep.is_work_batch({})

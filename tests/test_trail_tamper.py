@@ -193,6 +193,7 @@ def test_context_round_trips_through_the_environment() -> None:
         "TRAIL_BUCKET": "b",
         "TRAIL_KMS_KEY_ARN": "arn:aws:kms:us-east-1:111122223333:key/k1",
         "DETECTOR_KMS_KEY_ARN": "",
+        "APPROVAL_TAG": "public-access-approved-until",  # never unset: the default
     }
     assert from_environment(env) == context
     assert from_environment({}) == NO_CONTEXT
@@ -274,7 +275,8 @@ def test_each_tamper_event_is_alerted_by_the_handler(case: Case, monkeypatch: py
     if case.verdict == "tamper":
         assert payload["severity"] == "high" and alert.subject.startswith("[HIGH] CloudTrail tampering")
     else:
-        assert payload["severity"] == "low" and alert.subject.startswith("[LOW] Failed attempt")
+        assert payload["severity"] == "low"
+        assert alert.subject.startswith("[LOW] Failed attempt to tamper with CloudTrail"), alert.subject
     assert alert.attributes["verdict"] == case.verdict
     assert payload["remediation"]["status"] in ("skipped", "not-needed")
     assert payload["exposure"]["status"] == "not-checked"

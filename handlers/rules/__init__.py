@@ -18,6 +18,7 @@ from handlers.records import Record
 from handlers.rules import (
     access_point_policy,
     acl_grants,
+    approval_tag,
     bucket_logging,
     bucket_policy,
     ownership_controls,
@@ -38,6 +39,7 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     trail_tamper,
     trail_bucket,
     trail_key,
+    approval_tag,
 )
 
 Classifier = Callable[[Record, DetectorContext], list[Finding]]
@@ -89,3 +91,26 @@ def watched_event_names(context: DetectorContext = NO_CONTEXT) -> frozenset[str]
     return frozenset(
         name for (_, name), modules in RULES_BY_EVENT.items() if any(_can_fire(m, context) for m in modules)
     )
+
+
+@cache
+def event_markers(context: DetectorContext = NO_CONTEXT) -> dict[str, tuple[str, ...]]:
+    """Event names that matter only in a record holding all of some literal texts, with those texts.
+
+    A rule may declare ``prefilter_markers(context)`` (e.g. ``approval_tag``: a PutBucketTagging
+    matters only when it names the approval key). A name qualifies when the one rule that can act
+    on it declares markers for it; ``detect``'s prefilter then skips files that lack them. Do not
+    mutate the result (it is cached).
+    """
+    readers: dict[str, list[ModuleType]] = {}
+    for (_, name), modules in RULES_BY_EVENT.items():
+        readers.setdefault(name, []).extend(m for m in modules if _can_fire(m, context))
+    markers: dict[str, tuple[str, ...]] = {}
+    for name, readers_of_name in readers.items():
+        declared = (
+            getattr(readers_of_name[0], "prefilter_markers", None) if len(readers_of_name) == 1 else None
+        )
+        texts = declared(context).get(name) if declared else None
+        if texts:
+            markers[name] = tuple(texts)
+    return markers

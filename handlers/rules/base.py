@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.access_levels import WRITE_ACCESS
 from handlers.finding import Finding, Route, Severity
 from handlers.records import (
     Record,
@@ -21,8 +22,6 @@ from handlers.records import (
     object_key,
 )
 
-WRITE_ACCESS = frozenset({"write", "acl-write", "policy-write", "all"})
-
 
 def static_severity(verdict: str, access: list[str], scope: str) -> Severity:
     """Severity from the record alone; the response Lambda refines it with live context."""
@@ -34,6 +33,8 @@ def static_severity(verdict: str, access: list[str], scope: str) -> Severity:
         return "high"
     if verdict == "undetermined":
         return "medium"
+    if verdict == "approval":
+        return "low"  # an audit trail of who exempted a bucket, not an exposure by itself
     return "low"
 
 

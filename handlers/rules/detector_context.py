@@ -1,11 +1,12 @@
-"""What the detector knows about its own audit trail, which a CloudTrail record does not say.
+"""What the detector knows about its own setup, which a CloudTrail record does not say.
 
-"Is this bucket the one our trail writes to?" and "is this key the one encrypting our trail?"
-cannot be answered from a record alone, so the caller passes a :class:`DetectorContext`
-into classification. It is plain data: the response Lambda builds it from its environment
-(:func:`from_environment`), ``detect`` from its command line, the dataset from each case's
-``context`` object. Every field is optional; an empty context makes the rules that need it
-stay silent, never guess.
+"Is this bucket the one our trail writes to?", "is this key the one encrypting our trail?"
+and "is this tag the one that approves public access?" cannot be answered from a record
+alone, so the caller passes a :class:`DetectorContext` into classification. It is plain
+data: the response Lambda builds it from its environment (:func:`from_environment`),
+``detect`` from its command line, the dataset from each case's ``context`` object. The
+trail fields are optional; an empty context makes the rules that need them stay silent,
+never guess. The approval tag always has a value: the deployment default unless configured.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# The tag whose value (an ISO date) approves a bucket's public access until then; the same default
+# as ``exceptions.approval_tag`` in the stack's configuration and ``APPROVAL_TAG`` in the function.
+DEFAULT_APPROVAL_TAG = "public-access-approved-until"
+
 # Environment variable -> field, as the stack sets them on the response function.
 ENVIRONMENT: dict[str, str] = {
     "TRAIL_NAME": "trail_name",
     "TRAIL_BUCKET": "trail_bucket",
     "TRAIL_KMS_KEY_ARN": "trail_key_arn",
     "DETECTOR_KMS_KEY_ARN": "detector_key_arn",
+    "APPROVAL_TAG": "approval_tag",
 }
 # Dataset ``context`` key -> field (camelCase, like the record around it).
 DATASET_KEYS: dict[str, str] = {
@@ -27,17 +33,21 @@ DATASET_KEYS: dict[str, str] = {
     "trailBucket": "trail_bucket",
     "trailKeyArn": "trail_key_arn",
     "detectorKeyArn": "detector_key_arn",
+    "approvalTag": "approval_tag",
 }
+# Fields that are never unset: an empty or missing value means this default.
+DEFAULTS: dict[str, str] = {"approval_tag": DEFAULT_APPROVAL_TAG}
 
 
 @dataclass(frozen=True)
 class DetectorContext:
-    """The detector's own trail, its log bucket and the KMS keys it depends on (all optional)."""
+    """The detector's own trail, its log bucket and KMS keys (all optional), and its approval tag."""
 
     trail_name: str | None = None  # a name or a trail ARN
     trail_bucket: str | None = None
     trail_key_arn: str | None = None  # the key encrypting the trail's log files
     detector_key_arn: str | None = None  # the stack's own key: topic, dead letters, logs, table
+    approval_tag: str = DEFAULT_APPROVAL_TAG  # the bucket tag key that approves public access
 
     def is_trail(self, name_or_arn: str | None) -> bool:
         """Whether ``name_or_arn`` (as a CloudTrail request names a trail) is the detector's trail."""
@@ -64,7 +74,7 @@ class DetectorContext:
         return tuple(dict.fromkeys(arn for arn in (self.trail_key_arn, self.detector_key_arn) if arn))
 
     def to_environment(self) -> dict[str, str]:
-        """The response function's environment variables for this context (unset fields empty)."""
+        """The response function's environment variables for this context (unset trail fields empty)."""
         return {name: getattr(self, field) or "" for name, field in ENVIRONMENT.items()}
 
 
@@ -92,9 +102,15 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _context(values: dict[str, str | None]) -> DetectorContext:
+    # An empty approval tag would match nothing and silence the approval rule: use the default.
+    return DetectorContext(**{field: values[field] or DEFAULTS.get(field) for field in values})  # type: ignore[arg-type]
+
+
 def from_environment(environ: Mapping[str, str]) -> DetectorContext:
-    """The context from ``TRAIL_NAME``, ``TRAIL_BUCKET``, ``TRAIL_KMS_KEY_ARN``, ``DETECTOR_KMS_KEY_ARN``."""
-    return DetectorContext(**{field: _text(environ.get(name)) for name, field in ENVIRONMENT.items()})
+    """The context from ``TRAIL_NAME``, ``TRAIL_BUCKET``, ``TRAIL_KMS_KEY_ARN``, ``DETECTOR_KMS_KEY_ARN``
+    and ``APPROVAL_TAG`` (the default when unset)."""
+    return _context({field: _text(environ.get(name)) for name, field in ENVIRONMENT.items()})
 
 
 def from_mapping(values: Mapping[str, Any] | None) -> DetectorContext:
@@ -104,4 +120,4 @@ def from_mapping(values: Mapping[str, Any] | None) -> DetectorContext:
     unknown = set(values) - set(DATASET_KEYS)
     if unknown:
         raise ValueError(f"unknown context keys {sorted(unknown)}; allowed: {sorted(DATASET_KEYS)}")
-    return DetectorContext(**{field: _text(values.get(key)) for key, field in DATASET_KEYS.items()})
+    return _context({field: _text(values.get(key)) for key, field in DATASET_KEYS.items()})
