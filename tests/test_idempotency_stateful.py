@@ -117,7 +117,14 @@ CALL = st.one_of(st.sampled_from(CALLS), st.sampled_from(DELIVERY_CALLS), st.sam
 NTH = st.one_of(st.none(), st.just(1), st.integers(1, 6))
 # Faults of one attempt only: transient errors, a crash or the runtime dying, at most two calls.
 Faults = Sequence[tuple[tuple[str, str], str, int | None]]  # (call, kind, nth)
-TRANSIENT = st.lists(st.tuples(CALL, KINDS, NTH), max_size=2, unique_by=lambda fault: fault[0])
+# Or the attempt dies (the runtime times out, or a bug raises) at its k-th AWS call, wherever that
+# falls: the enforce path makes about 15 (claim, 7 reads, write-ahead, put, read-back, stage,
+# publish, ledger, complete).
+Dies = tuple[str, int] | None
+DIES = st.one_of(st.none(), st.tuples(st.sampled_from(["kill", "crash"]), st.integers(1, 16)))
+TRANSIENT = st.lists(
+    st.tuples(CALL, st.sampled_from(AWS_FAULTS), NTH), max_size=2, unique_by=lambda fault: fault[0]
+)
 # EventBridge delivers at least once: a duplicate now and then, not a stream of them (each of which
 # would re-send whatever an earlier attempt left behind and hide a stranded alert).
 MAX_DELIVERIES = 2
@@ -146,6 +153,8 @@ class Injector:
         self.inner = inner
         self.faults: dict[tuple[str, str], Fault] = {}  # an outage: until healed
         self.transient: dict[tuple[str, str], Fault] = {}  # this attempt only (nth counts within it)
+        self.dies: Dies = None  # this attempt: (kill|crash, k) at its k-th AWS call, whichever it is
+        self.attempt_calls = 0
         self.dead = False
         self.stopped: list[tuple[str, str, str]] = []  # (service, operation, kind): never reached AWS
         self._lock = threading.Lock()
@@ -154,6 +163,9 @@ class Injector:
         key = (service, model.name)
         with self._lock:
             kind = "kill" if self.dead else None
+            self.attempt_calls += 1
+            if kind is None and self.dies is not None and self.dies[1] == self.attempt_calls:
+                kind = self.dies[0]
             fault = self.transient.get(key) or self.faults.get(key)
             if kind is None and fault is not None:
                 fault.seen += 1
@@ -233,8 +245,16 @@ class ResponseMachine(RuleBasedStateMachine):
         return self.now[0]
 
     # --- setup ------------------------------------------------------------------------------------
-    @initialize(count=st.integers(2, 3))
+    @initialize(count=st.integers(2, 3), first=st.lists(st.tuples(TRANSIENT, DIES), min_size=3, max_size=3))
     @_tracked
+    def start(self, count: int, first: list[tuple[Faults, Dies]]) -> None:
+        """The events happen: each is delivered once, under faults of its own (its first attempt)."""
+        self.make_public_buckets(count)
+        for index, (faults, dies) in enumerate(first[:count]):
+            self.deliver(index, faults, dies)
+            self.never_two_remediations()
+            self.every_event_alerted_or_failed()
+
     def make_public_buckets(self, count: int) -> None:
         for index in range(count):
             bucket = f"exposed-{_EXAMPLES[0]}-{index}"
@@ -246,24 +266,24 @@ class ResponseMachine(RuleBasedStateMachine):
 
     # --- rules ------------------------------------------------------------------------------------
     @precondition(lambda self: any(e.deliveries < MAX_DELIVERIES for e in self.events))
-    @rule(index=st.integers(0, 2), faults=TRANSIENT)
+    @rule(index=st.integers(0, 2), faults=TRANSIENT, dies=DIES)
     @_tracked
-    def deliver(self, index: int, faults: Faults = ()) -> None:
+    def deliver(self, index: int, faults: Faults = (), dies: Dies = None) -> None:
         """EventBridge delivers the event (again): a new invocation, a new request id."""
         open_ = [i for i, e in enumerate(self.events) if e.deliveries < MAX_DELIVERIES]
         chosen = index % len(self.events) if index % len(self.events) in open_ else open_[0]
         self.events[chosen].deliveries += 1
         invocation = Invocation(chosen, new_request_id())
         self.invocations.append(invocation)
-        self._attempt(invocation, faults)
+        self._attempt(invocation, faults, dies)
 
     @precondition(lambda self: any(i.state == "pending" for i in self.invocations))
-    @rule(pick=st.integers(0, 20), faults=TRANSIENT)
+    @rule(pick=st.integers(0, 20), faults=TRANSIENT, dies=DIES)
     @_tracked
-    def lambda_retry(self, pick: int, faults: Faults = ()) -> None:
+    def lambda_retry(self, pick: int, faults: Faults = (), dies: Dies = None) -> None:
         """Lambda retries a failed invocation with the same request id."""
         pending = [i for i in self.invocations if i.state == "pending"]
-        self._attempt(pending[pick % len(pending)], faults)
+        self._attempt(pending[pick % len(pending)], faults, dies)
 
     @rule(call=CALL, kind=KINDS, nth=NTH)
     @_tracked
@@ -282,7 +302,7 @@ class ResponseMachine(RuleBasedStateMachine):
         self.now[0] += LEASE_MS / 1000 + LEASE_MARGIN_SECONDS + 1
 
     # --- one attempt --------------------------------------------------------------------------------
-    def _attempt(self, invocation: Invocation, faults: Faults = ()) -> None:
+    def _attempt(self, invocation: Invocation, faults: Faults = (), dies: Dies = None) -> None:
         event = self.events[invocation.event]
         event_id = event.record["eventID"]
         event.delivered = True
@@ -292,6 +312,7 @@ class ResponseMachine(RuleBasedStateMachine):
         failure: str | None = None
         summary: response.ResponseSummary | None = None
         self.injector.transient = {call: Fault(kind, nth) for call, kind, nth in faults}
+        self.injector.dies, self.injector.attempt_calls = dies, 0
         try:
             summary = self.world.invoke(event.record, context)
         except AlertNotPublished as exc:
@@ -310,6 +331,7 @@ class ResponseMachine(RuleBasedStateMachine):
         finally:
             self.injector.dead = False
             self.injector.transient = {}
+            self.injector.dies = None
         published = self._drain()
         mine = published.get(event_id, [])
         if currently_in_test_context():  # statistics: pytest --hypothesis-show-statistics
