@@ -1,49 +1,58 @@
 """No fault loses an alert (issue 9, item 5): a hypothesis state machine over the response handler.
 
 The model: two or three CloudTrail events, each making a distinct bucket public, handled in
-``enforce`` mode by the real handler against moto. Rules interleave
+``enforce`` mode by the real handler (``handlers.response.handler``) against moto. Each example
+starts with every event delivered once; then rules interleave
 
-- a **new delivery** of an event (EventBridge delivers at least once: a fresh Lambda request id);
+- a **duplicate delivery** of an event (EventBridge delivers at least once: a fresh Lambda
+  request id; at most ``MAX_DELIVERIES`` per event);
 - **Lambda's retry** of a failed invocation (same request id; at most ``ASYNC_RETRIES`` retries,
-  then the invocation goes to the dead-letter queue);
-- a **fault** in one AWS call the handler makes (every S3, s3control, DynamoDB and SNS call on
-  the path): AccessDenied, throttling, timeout or 500, on every call or only on the n-th one
-  from now;
-- a **crash**: an exception that is not an AWS error (``InjectedCrash``, a ``RuntimeError``),
-  after which the handler's own error paths still run;
-- a **kill**: the Lambda timing out mid-invocation. ``Killed`` is a ``BaseException`` and, once
-  raised, every further call of that invocation raises it too: no clean-up runs, so a claim it
-  took stays ``in-progress`` under its lease;
-- **healing** every fault, and **advancing the clock** past the claim's lease.
+  read from ``stacks/response_function.py``, then the invocation is in the dead-letter queue);
+- an **outage**: one AWS call the handler makes (S3 reads and put, s3control, DynamoDB
+  ``UpdateItem``, SNS ``Publish``) fails with AccessDenied, throttling, a timeout or a 500, on
+  every call or only on the n-th one from now, until **healed**; or a crash or kill on that call;
+- **advancing the clock** past the claim's lease.
+
+Every delivery and retry also carries faults of its own: up to two calls failing (every time or
+the n-th time in that attempt), and possibly a death at its k-th AWS call, whatever that call is:
+a **crash** (``InjectedCrash``, a ``RuntimeError`` that is not an AWS error: the handler's own
+error paths still run) or a **kill** (``Killed``, a ``BaseException`` modelling the runtime
+timing out: once raised, every further call of that invocation raises it too, no clean-up runs,
+and a claim it took stays under its lease). Every failed invocation is retried by Lambda.
 
 The lease clock: ``respond`` builds its store as ``IdempotencyStore(table, region,
 request_id=...)``, the only construction site, looked up in ``handlers.response``'s namespace.
 Each example replaces that name with ``functools.partial(IdempotencyStore, clock=<model
 clock>)``: the store's time is the model's, while moto, botocore and everything else keep the
 real clock (patching ``time.time`` globally would move request signing and moto too, and the
-store's ``clock=time.time`` default is bound at definition time anyway).
+store's ``clock=time.time`` default is bound at definition time anyway). Lambda's context gives
+60 s remaining, so a claim's lease is 65 s; ``lease_expires`` moves the clock 66 s on.
 
 Invariants, after every step:
 
-1. an event that has been delivered has a published alert (the SQS capture of the topic; alerts
-   carry ``payload.finding.eventID``), or an invocation of it failed and is pending a Lambda
-   retry or is in the dead-letter queue. Per invocation, more strictly: one that returns
-   ``handled`` or ``resent`` published an alert for its event during that invocation; one that
-   raises ``AlertNotPublished`` published none; no AWS error escapes in any other form.
+1. every delivered event has a published alert (the SQS capture of the topic; alerts carry
+   ``payload.finding.eventID``), or an invocation of it failed and is pending a Lambda retry or
+   is in the dead-letter queue. Per attempt, more strictly: one that returns ``handled`` or
+   ``resent`` published an alert for its event; one that raises ``AlertNotPublished`` published
+   none; one that raises ``ClaimUnavailable`` (no claim: it alerts from live reads, acts on
+   nothing, and fails so that the retry completes the response) published one; no AWS error
+   escapes in any other form, and no attempt publishes another event's alert.
 2. never two remediations: per bucket, at most one ``PutPublicAccessBlock`` ever reached AWS
-   (``world.calls`` only holds calls that passed the fault injector, which logs the rest);
-3. a ``duplicate`` answer to an invocation of event E (request id R) is allowed only if E already
-   has a published alert, or some other invocation R' != R of E may still hold the claim and has
-   not ended: R' failed without releasing it (killed, crashed, or ``AlertNotPublished`` whose
-   message says the release failed too) and its Lambda retry is still pending (it will re-claim
-   by request id). A dead-lettered holder does not count.
+   (``world.calls`` only holds calls that got past the fault injector, which logs the rest).
+3. a ``duplicate`` answer to an attempt of event E (request id R) is allowed only if E already
+   has a published alert, or another invocation R' != R of E may still hold the claim: its last
+   failure may have left the claim taken (killed, crashed, or ``AlertNotPublished`` saying the
+   release failed too) and either its Lambda retry is pending (it re-claims by request id) or it
+   is dead-lettered and its lease, on the model clock, has not run out yet (a dead holder is
+   indistinguishable from a live one until then; the event itself is in the dead-letter queue).
 4. every published alert whose remediation is ``applied`` carries its undo command, and that
    undo restores the state before the first put (``previousBpa.state`` is ``not-set`` or
    ``unknown``, never ``set``: the buckets start without BPA, so ``set`` could only be our own put).
 
-After the last step (teardown): heal every fault, run every pending Lambda retry until none is
-left, then every delivered event not in the dead-letter queue has a published alert, and, when
-its bucket was closed, one of its published alerts carries the undo command.
+At the end (teardown): heal every fault and let Lambda run every pending retry until none is left.
+Then every delivered event that is not in the dead-letter queue has a published alert; if its
+bucket was closed, a published alert of it carries the undo command; and no alert is stranded:
+every alert still stored on its claim item (staged or unsent) was published.
 """
 
 from __future__ import annotations
@@ -62,9 +71,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from hypothesis import HealthCheck, settings
-from hypothesis import event as event_note
 from hypothesis import strategies as st
-from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -115,9 +122,9 @@ KINDS = st.sampled_from([*AWS_FAULTS, "crash", "kill"])
 CALL = st.one_of(st.sampled_from(CALLS), st.sampled_from(DELIVERY_CALLS), st.sampled_from(DELIVERY_CALLS))
 # Every call, or only the n-th (UpdateItem: claim, write-ahead, stage, ledger, complete or release).
 NTH = st.one_of(st.none(), st.just(1), st.integers(1, 6))
-# Faults of one attempt only: transient errors, a crash or the runtime dying, at most two calls.
-Faults = Sequence[tuple[tuple[str, str], str, int | None]]  # (call, kind, nth)
-# Or the attempt dies (the runtime times out, or a bug raises) at its k-th AWS call, wherever that
+# Faults of one attempt only: AWS errors in at most two calls, (call, kind, nth).
+Faults = Sequence[tuple[tuple[str, str], str, int | None]]
+# And the attempt may die (the runtime times out, or a bug raises) at its k-th AWS call, wherever that
 # falls: the enforce path makes about 15 (claim, 7 reads, write-ahead, put, read-back, stage,
 # publish, ledger, complete).
 Dies = tuple[str, int] | None
@@ -334,8 +341,6 @@ class ResponseMachine(RuleBasedStateMachine):
             self.injector.dies = None
         published = self._drain()
         mine = published.get(event_id, [])
-        if currently_in_test_context():  # statistics: pytest --hypothesis-show-statistics
-            event_note(f"attempt: {failure or (summary or {}).get('outcome')}, alerts {len(mine)}")
         assert set(published) <= {event_id}, "an invocation published alerts of another event"
         if failure is None:
             assert summary is not None

@@ -7,20 +7,19 @@ Each case runs in one moto world with three buckets made public by a ``PutBucket
   (within the 90-day maximum);
 - ``acme-listed``: on the allow-list (``EXCEPTION_BUCKETS``).
 
-Phase 1 delivers the three events while one call fails on every attempt (test_response_faults.py
-covers single faults one by one; this is the systematic product). Phase 2 heals and lets Lambda
-retry every invocation that failed, with its own request id. Phase 3 delivers every event once more
-(EventBridge's at-least-once delivery: a new request id).
+Phase 1 delivers the three events while one call fails every time it is made
+(test_response_faults.py covers single faults one by one; this is the systematic product). Phase 2
+heals and lets Lambda retry every invocation that failed, with its own request id. Phase 3 delivers
+every event once more (EventBridge's at-least-once delivery: a new request id).
 
 Asserted in every case:
 
 - item 5: each invocation either publishes its event's alert or raises ``AlertNotPublished`` (and
   only a failed ``sns:Publish`` makes it raise); with the claim table unreachable it publishes from
-  live reads, acts on nothing and raises ``ClaimUnavailable``, and Lambda's retry completes it;
-  the retry publishes exactly the alerts that were
-  missing, as they were built and staged (``resent``, no S3 call); a later delivery is a
-  ``duplicate`` whenever the claim table was reachable; and no bucket ever gets two successful
-  ``PutPublicAccessBlock`` calls;
+  live reads, acts on nothing and raises ``ClaimUnavailable``, and Lambda's retry completes the
+  response (one alert, acted on); after a failed publish the retry publishes exactly the alert
+  that was missing, as it was built and staged (``resent``, no S3 call); a later delivery is a
+  ``duplicate``; and no bucket ever gets two successful ``PutPublicAccessBlock`` calls;
 - the approved and the allow-listed bucket are never closed and no put is even attempted on them;
   with ``GetBucketTagging`` failing, the tag-approved bucket is not closed and its alert says the
   approval is unknown;
