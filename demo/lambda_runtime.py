@@ -117,11 +117,20 @@ def runtime_environment(
 class Container:
     """A warm container: the worker process, fed one event at a time."""
 
-    def __init__(self, package_dir: Path, env: dict[str, str], timeout_seconds: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        package_dir: Path,
+        env: dict[str, str],
+        timeout_seconds: int,
+        log_path: Path,
+        history_file: Path | None = None,
+    ) -> None:
+        """``history_file``: CloudTrail records the container's fake LookupEvents answers from."""
         self.timeout_ms = timeout_seconds * 1000
         self._log = log_path.open("a")
+        extra = [str(history_file)] if history_file else []
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER), str(package_dir)],
+            [sys.executable, str(WORKER), str(package_dir), *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

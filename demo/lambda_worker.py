@@ -10,6 +10,10 @@ stderr and are returned with the reply, as CloudWatch would hold them.
 Every AWS call the handler makes is observed through the package's client seam
 (``handlers.aws_clients.add_client_hook``) with its outcome, so the harness can report
 refused calls and when the bucket was closed.
+
+An optional second argument names a JSON file of CloudTrail records: the emulator has no
+``LookupEvents``, so CloudTrail clients get the local fake (:mod:`lookup_events_fake`, in this
+directory) answering from those records in AWS's documented shapes.
 """
 
 from __future__ import annotations
@@ -91,6 +95,20 @@ def observe(calls: list[dict[str, Any]]) -> Any:
     return hook
 
 
+def lookup_events_from(path: str) -> Any:
+    """A client hook giving CloudTrail clients the fake LookupEvents seeded from ``path``."""
+    from lookup_events_fake import LookupEventsFake  # this script's directory is on sys.path
+
+    with open(path, encoding="utf-8") as handle:
+        fake = LookupEventsFake(json.load(handle))
+
+    def hook(client: Any) -> None:
+        if client.meta.service_model.service_name == "cloudtrail":
+            fake.install(client)
+
+    return hook
+
+
 def main() -> int:
     package_dir = sys.argv[1]
     replies = os.fdopen(os.dup(1), "w", buffering=1)
@@ -108,6 +126,8 @@ def main() -> int:
         seam = importlib.import_module("handlers.aws_clients")
         seam.add_client_hook(reach_emulator)
         seam.add_client_hook(observe(calls))
+        if len(sys.argv) > 2:
+            seam.add_client_hook(lookup_events_from(sys.argv[2]))
         init_error = None
     except Exception as exc:  # an import error fails every invocation, as in Lambda
         handler, init_error = None, f"{type(exc).__name__}: {exc}"

@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from demo import deployed
+from demo import deployed, exposure_answers
 from demo.dataset_loader import NEGATIVE_VERDICTS, POSITIVE_VERDICTS, Case, load_cases  # noqa: F401
 from demo.emulator import HarnessClients, MotoServer
 from demo.lambda_runtime import Container, Invocation, deployed_package, extract, runtime_environment
@@ -54,6 +54,7 @@ class Deployment:
     stack_buckets: frozenset[str]
     capture_queue_url: str
     capture_subscription_arn: str
+    review_function: deployed.DeployedFunction | None = None  # the exposure review, when deployed
 
 
 @dataclass
@@ -83,6 +84,12 @@ class EventRow:
     t_remediation: float | None = None
     in_account: bool = True
     approved: bool = False  # an exception the function must never close
+    history: str = "-"  # the alert's actor-history verdict: first-time | seen-before | unknown
+    trusted: bool = False
+    review: str = "-"  # the follow-up's review verdict (read, no-outside-access, no-evidence, ...)
+    review_summary: str = ""
+    review_expected: dict[str, int] = field(default_factory=dict)
+    review_report: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,7 +118,12 @@ def read_deployment(
         raise RuntimeError(f"expected the rules to target exactly one function, found {arns or 'none'}")
     function = deployed.read_function(clients, arns[0])
     package_dir = extract(deployed_package(stack_dir, function), workdir / "package")
+    review = None
+    if function.environment.get("REVIEW_QUEUE_URL"):
+        review_arn = arns[0].replace(function.name, f"{name}-s3-exposure-review")
+        review = deployed.read_function(clients, review_arn)
     s3 = server.client("s3", regions[0])
+    exposure_answers.prepare_log_bucket(s3)  # kept across resets, like the stack's own buckets
     stack_buckets = frozenset(b["Name"] for b in s3.list_buckets().get("Buckets", []))
     queue_url, subscription = subscribe_capture(server, topic_arn, f"{name}-demo-alert-capture")
     return Deployment(
@@ -124,6 +136,7 @@ def read_deployment(
         stack_buckets,
         queue_url,
         subscription,
+        review,
     )
 
 
@@ -194,20 +207,43 @@ def run_pass(
         server, deployment.function.role_arn, policy, session_name=f"demo-{mode}"
     )
     env = runtime_environment(deployment.function, credentials, server.url, env_vars)
-    container = Container(
-        deployment.package_dir, env, deployment.function.timeout_seconds, workdir / "lambda.log"
+    now = datetime.now(UTC)
+    history = exposure_answers.write_history(
+        workdir / f"history-{mode}.json",
+        exposure_answers.history_records([localise(c, deployment) for c in load_cases()], now),
     )
+    container = Container(
+        deployment.package_dir,
+        env,
+        deployment.function.timeout_seconds,
+        workdir / "lambda.log",
+        history_file=history,
+    )
+    reviewer = _review_container(server, deployment, workdir, mode) if deployment.review_function else None
     rows: list[EventRow] = []
     last_beat = time.monotonic()
     try:
         for index, case in enumerate(cases, 1):
-            rows.append(replay_one(server, deployment, case, container, rules or deployment.rules, mode))
+            rows.append(
+                replay_one(server, deployment, case, container, rules or deployment.rules, mode, reviewer)
+            )
             if time.monotonic() - last_beat >= 5:
                 say(f"  {mode}: {index}/{len(cases)} events replayed")
                 last_beat = time.monotonic()
     finally:
         container.stop()
+        if reviewer is not None:
+            reviewer.stop()
     return PassResult(mode, rows, time.monotonic() - started)
+
+
+def _review_container(server: MotoServer, deployment: Deployment, workdir: Path, mode: str) -> Container:
+    """The deployed review function's code in its own warm container, with its role's credentials."""
+    review = deployment.review_function
+    assert review is not None
+    credentials = twin_role_credentials(server, review.role_arn, None, session_name=f"demo-review-{mode}")
+    env = runtime_environment(review, credentials, server.url)
+    return Container(deployment.package_dir, env, review.timeout_seconds, workdir / "review.log")
 
 
 def replay_one(
@@ -217,9 +253,12 @@ def replay_one(
     container: Container,
     rules: list[deployed.DeployedRule],
     mode: str,
+    reviewer: Container | None = None,
 ) -> EventRow:
-    """One event: state, routing, invocations, alerts, final Block Public Access."""
+    """One event: state, routing, invocations, alerts, the exposure review, final Block Public Access."""
     record = localise(case, deployment)
+    # Replayed now: the actor's history and the exposure window are read relative to this time.
+    record["eventTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     row = EventRow(
         case.id,
         as_text(record.get("eventName")) or "?",
@@ -237,6 +276,8 @@ def replay_one(
     findings = classify(record, from_environment(deployment.function.environment))
     target_bucket = (findings[0]["bucket"] if findings else None) or bucket_name(record)
     scope = findings[0]["scope"] if findings else "bucket"
+    if reviewer is not None and target_bucket and scope in ("bucket", "object"):
+        exposure_answers.enable_logging(server.client("s3", region), target_bucket)
     if mode != "enforce":  # the other modes must leave it as the replay made it
         row.bpa_before = read_bpa(server, deployment, scope, target_bucket, region)
     row.t_event = time.time()
@@ -269,8 +310,13 @@ def replay_one(
         if row.t_alert is None:
             row.t_alert = sent
             row.subject = subject
+    if reviewer is not None and deployment.function.environment.get("REVIEW_QUEUE_URL"):
+        _review(server, deployment, reviewer, row, region)
     if row.alerts:
         first = row.alerts[0]
+        history = first.get("actorHistory") or {}
+        row.history = str(history.get("verdict") or "-")
+        row.trusted = bool(history.get("trusted"))
         finding = first.get("finding") or {}
         row.verdict = str(finding.get("verdict", "?"))
         row.severity = str(first.get("severity", "?"))
@@ -285,6 +331,30 @@ def replay_one(
     if scope == "account" or row.scope == "account":
         reset_state(server, deployment, account_level=True)
     return row
+
+
+def _review(
+    server: MotoServer, deployment: Deployment, reviewer: Container, row: EventRow, region: str
+) -> None:
+    """Hand each review request the function sent to the review function; read its follow-up alert."""
+    queue_url = deployment.function.environment["REVIEW_QUEUE_URL"]
+    sqs = server.client("sqs", deployment.home_region)
+    for record in exposure_answers.take_review_requests(sqs, queue_url):
+        window = exposure_answers.window_of(record["body"])
+        bucket = str(json.loads(record["body"]).get("bucket") or "")
+        if window and bucket:
+            row.review_expected = exposure_answers.write_access_logs(
+                server.client("s3", region), bucket, deployment.account_id, *window
+            )
+        invocation = reviewer.invoke({"Records": [record]})
+        if invocation.error:
+            row.errors.append(f"review {invocation.error.get('type')}: {invocation.error.get('message')}")
+        row.denied += [f"review {call}" for call in invocation.denied]
+        for payload, subject, _ in drain(server, deployment):
+            report = payload.get("review") or {}
+            row.review = str(report.get("verdict") or "?")
+            row.review_report = report
+            row.review_summary = subject
 
 
 def localise(case: Case, deployment: Deployment) -> dict[str, Any]:
@@ -412,6 +482,14 @@ def problems(result: PassResult) -> list[str]:
             found.append(f"{where}: no alert arrived on the topic's SQS subscription")
         if row.verdict != row.label:
             found.append(f"{where}: verdict {row.verdict!r}, labelled {row.label!r}")
+        if result.mode == "enforce" and row.review_expected:
+            report = row.review_report
+            anonymous = (report.get("anonymous") or {}).get("requests")
+            if row.review != "read" or anonymous != row.review_expected["anonymousInWindow"]:
+                found.append(
+                    f"{where}: exposure review {row.review!r} counted {anonymous} anonymous requests, "
+                    f"the logs hold {row.review_expected['anonymousInWindow']} in the window"
+                )
         if result.mode == "enforce":
             if row.remediation in ("failed", "unverified"):
                 found.append(f"{where}: remediation {row.remediation}")

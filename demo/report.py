@@ -16,6 +16,8 @@ COLUMNS = (
     ("sev", 8),
     ("remediation", 12),
     ("BPA after", 9),
+    ("actor", 11),
+    ("review", 17),
     ("alert subject", 0),  # the rest of the line
 )
 SUBJECT_WIDTH = 70
@@ -40,6 +42,8 @@ def row_cells(index: int, row: EventRow) -> list[str]:
         row.severity,
         row.remediation,
         row.bpa_after,
+        "trusted" if row.trusted else row.history,
+        row.review,
         row.subject or ("(no alert)" if row.routes else ""),
     ]
 
@@ -88,11 +92,18 @@ def summary(result: PassResult) -> str:
     would = sum(r.remediation == "would-apply" for r in rows)
     lat = latencies(rows)
     found = problems(result)
+    first_time = sum(r.history == "first-time" for r in rows)
+    seen = sum(r.history == "seen-before" for r in rows)
+    reviews = [r for r in rows if r.review != "-"]
     lines = [
         f"pass {result.mode}: {len(rows)} events in {result.seconds:.1f} s; {routed} routed by the rules, "
         f"{alerts} alerts on the topic, {applied} buckets/accounts closed, {would} would be closed",
         f"  against the labels: TP {c['TP']}  FN {c['FN']}  TN {c['TN']}  FP {c['FP']}  "
         f"(undetermined {c['undetermined']});  verdict = label for {c['agree']}/{len(rows)}",
+        f"  actor history in the alert: {first_time} first-time, {seen} seen before, "
+        f"{sum(r.trusted for r in rows)} trusted automation",
+        f"  exposure reviews (follow-up alerts): {len(reviews)}"
+        + (f"; e.g. {reviews[0].review_summary}" if reviews else ""),
         f"  event -> alert:       {_ms(lat['alert'])}",
         f"  event -> remediation: {_ms(lat['remediation'])}",
         "  (emulator latency: the API call to the alert on the subscription; AWS adds CloudTrail's delivery)",

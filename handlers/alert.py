@@ -40,6 +40,7 @@ from handlers.cli_commands import (
     account_fix_command,
     bucket_fix_command,
     lookup_events_command,
+    ownership_enforced_command,
 )
 from handlers.exposure import BPA_FLAGS, Exposure
 from handlers.finding import Finding
@@ -67,9 +68,10 @@ PAYLOAD_SCHEMA = "s3-public-exposure-alert/1"
 JSON_PROTOCOLS = ("sqs", "lambda", "http", "https", "firehose")
 DEFAULT_REGION = "us-east-1"  # for links when a finding names no region at all
 COMMAND_PREFIX = "    $ "  # every command line in a body starts with exactly this
+WHO_HEADER = "WHO, AND HAVE THEY DONE THIS BEFORE"
 SECTION_HEADERS = (
     "WHAT HAPPENED",
-    "WHO",
+    WHO_HEADER,
     "WHEN",
     "STATE NOW",
     "SEVERITY",
@@ -314,8 +316,12 @@ def build_alert(
     *,
     checked_at: str,
     account_mismatch: bool = False,
+    history: Mapping[str, Any] | None = None,
 ) -> Alert:
-    """Assemble subject, human body and JSON payload for one finding."""
+    """Assemble subject, human body and JSON payload for one finding.
+
+    ``history``: the actor's CloudTrail history (``actorHistory`` in the payload), when read.
+    """
     account = finding.get("account") or "unknown-account"
     where = f"in {settings.account_name} {account}"
     if account_mismatch:
@@ -348,6 +354,7 @@ def build_alert(
         "remediation": dict(remediation),
         "previousBpa": {"state": remediation.get("previous_state"), "flags": remediation.get("previous")},
         "exposureWindow": {"from": finding.get("eventTime"), "to": window_end},
+        "actorHistory": dict(history) if history is not None else None,
         "checkedAt": checked_at,
         "links": links,
     }
@@ -480,12 +487,8 @@ def _body(
         message = f" {value(finding.get('errorMessage'))}" if finding.get("errorMessage") else ""
         lines.append(f"  The call failed: {value(finding.get('error'))}{message}")
 
-    lines += ["", "WHO"]
-    lines.append(f"  Actor: {value(finding.get('actor'), 'unknown')}")
-    lines.append(f"  Source IP: {value(finding.get('sourceIPAddress'), 'unknown')}")
-    lines.append(
-        f"  User agent: {value(finding.get('userAgent'), 'unknown')} ({value(finding.get('client'))})"
-    )
+    lines += ["", WHO_HEADER]
+    lines += _who(finding, payload.get("actorHistory"), caps)
 
     if finding.get("kind") == "sweep":
         when = (
@@ -586,6 +589,48 @@ def _body(
     return lines
 
 
+ORIGIN_WORDS = {
+    "console": "the AWS console",
+    "cli": "the AWS CLI",
+    "sdk": "an AWS SDK (a script or application)",
+    "terraform": "Terraform",
+    "aws-service": "an AWS service on the caller's behalf",
+}
+
+
+def _who(finding: Finding, history: object, caps: _Caps) -> list[str]:
+    """Who made the call, how they signed in, and what their CloudTrail history says."""
+
+    def value(item: object, empty: str = "-") -> str:
+        return inline(item, caps.value, empty)
+
+    if finding.get("kind") == "sweep":
+        return ["  Not known: the sweep saw the state, not the change (see step 2 below)."]
+    lines = [
+        f"  Actor: {value(finding.get('actor'), 'unknown')}",
+        f"  Source IP: {value(finding.get('sourceIPAddress'), 'unknown')}",
+        f"  User agent: {value(finding.get('userAgent'), 'unknown')}",
+        f"  Origin: {ORIGIN_WORDS.get(str(finding.get('client')), 'unknown tool')} (from the user agent, "
+        "which the caller chooses)",
+    ]
+    session = finding.get("session")
+    if isinstance(session, Mapping):
+        mfa = session.get("mfaAuthenticated")
+        mfa_text = "yes" if mfa is True else "NO" if mfa is False else "not recorded"
+        issuer = session.get("sessionIssuer")
+        lines.append(
+            f"  Signed in as {value(session.get('identityType'), 'unknown identity type')}; MFA: {mfa_text}"
+            + (f"; session issued by {value(issuer)}" if issuer else "")
+        )
+    if isinstance(history, Mapping):
+        from handlers.actor_history import history_lines  # deferred: actor_history reads our name helpers
+
+        lines += [f"  {line}" for line in history_lines(history)]
+    else:
+        lines.append("  History not checked: the actor-history query is turned off or did not run")
+    return lines
+
+
 def _failure_text(failure: object, caps: _Caps) -> str:
     if not isinstance(failure, Mapping):
         return inline(failure, caps.item)
@@ -645,7 +690,10 @@ def _checklist(
         console = payload["links"].get("actorEvents")
         where = f" (console: {console})" if console else ""
         command = lookup_events_command(command_region, "Username", user)
-        steps.append(_step(f"2. Has {value(finding.get('actor'))} done this before?{where}", command))
+        answer = _history_answer(payload.get("actorHistory"))
+        steps.append(
+            _step(f"2. Has {value(finding.get('actor'))} done this before? {answer}{where}", command)
+        )
     else:
         steps.append(
             (
@@ -691,31 +739,89 @@ def _checklist(
 
     if raw_bucket and finding.get("verdict") not in ("attempt", "tamper", "approval"):
         end = value(payload["exposureWindow"]["to"] or "now (still open or unconfirmed)")
+        review = (
+            "the exposure review reads them when the window closes (and hourly while it is open) and "
+            "reports in a follow-up alert"
+            if settings.review_queue_url
+            else "the exposure review is not deployed here (review.enabled), so read them yourself"
+        )
         steps.append(
             (
-                f"5. Check access for the exposure window {value(finding.get('eventTime'), '?')} -> {end}: "
+                f"5. Was data read? Exposure window {value(finding.get('eventTime'), '?')} -> {end}: "
                 f"S3 server access logs or CloudTrail data events for {bucket} "
-                f"(GetObject, ListBucket, PutObject from outside {account}).",
+                f"(GetObject, ListBucket, PutObject from outside {account}); {review}.",
                 [],
             )
         )
     else:
         steps.append(("5. Check access logs: no exposure window (nothing changed on a bucket).", []))
 
-    account_flags = _flags_text(exposure.get("account_bpa"), exposure.get("account_bpa_state"))
-    harden = f"6. Harden: account-level Block Public Access is {account_flags}; to block every bucket:"
-    account_command = account_fix_command(raw_account)
-    commands = [f"{COMMAND_PREFIX}{account_command}"] if account_command else []
-    if not account_command:
-        harden += f" (no command: {account})"
-    if raw_bucket and status not in ("applied", "pending") and not remediation.get("fix"):
-        bucket_command = bucket_fix_command(raw_bucket, raw_account)
-        if bucket_command:
-            commands += ["    this bucket alone:", f"{COMMAND_PREFIX}{bucket_command}"]
-        else:
-            commands.append(f"    this bucket alone: no command ({bucket}, account {account})")
-    steps.append((harden, commands))
+    steps.append(_harden(finding, exposure, remediation, raw_account, raw_bucket, account, bucket))
     return steps
+
+
+def _history_answer(history: object) -> str:
+    """The one-sentence answer to "has this actor done this before?" from the actor history."""
+    if not isinstance(history, Mapping):
+        return "History not read (turned off or not run)."
+    verdict = history.get("verdict")
+    prefix = "Trusted automation (context only). " if history.get("trusted") else ""
+    if verdict == "first-time":
+        return f"{prefix}NO: first time (see WHO above); treat the principal as possibly compromised."
+    if verdict == "seen-before":
+        return f"{prefix}Yes (see WHO above)."
+    return f"{prefix}Unknown: the history could not be read in full (see WHO above)."
+
+
+def _harden(
+    finding: Finding,
+    exposure: Exposure,
+    remediation: Remediation,
+    raw_account: object,
+    raw_bucket: object,
+    account: str,
+    bucket: str,
+) -> tuple[str, list[str]]:
+    """Step 6: the simplest preventive control for this path, with its command."""
+    account_flags = _flags_text(exposure.get("account_bpa"), exposure.get("account_bpa_state"))
+    account_text = f"account-level Block Public Access (now {account_flags}) blocks every bucket"
+    account_command = account_fix_command(str(raw_account) if raw_account else None)
+    valid_bucket = str(raw_bucket) if raw_bucket else None
+    kind = finding.get("kind")
+    if valid_bucket and kind == "acl":
+        command = ownership_enforced_command(valid_bucket, str(raw_account) if raw_account else None)
+        text = (
+            "6. Harden: Object Ownership BucketOwnerEnforced turns ACLs off for good, so no ACL can "
+            f"make {bucket} public again (check first that nothing relies on ACLs); or {account_text}:"
+        )
+    elif (
+        valid_bucket
+        and kind in ("policy", "access-point-policy")
+        and remediation.get("status")
+        not in (
+            "applied",
+            "pending",
+        )
+    ):
+        command = bucket_fix_command(valid_bucket, str(raw_account) if raw_account else None)
+        text = (
+            f"6. Harden: Block Public Access on {bucket} (BlockPublicPolicy refuses any public policy "
+            f"at the put); or {account_text}:"
+        )
+    else:
+        command = None
+        text = f"6. Harden: {account_text}:"
+    commands = [f"{COMMAND_PREFIX}{c}" for c in (command, account_command) if c]
+    if not account_command:
+        commands.append(f"    account level: no command ({account})")
+    if (
+        valid_bucket
+        and command is None
+        and kind in ("acl", "policy", "access-point-policy")
+        and remediation.get("status") not in ("applied", "pending")
+    ):
+        commands.append(f"    this bucket: no command ({bucket}, account {account})")
+    return text, commands
 
 
 def _step(text: str, command: object) -> tuple[str, list[str]]:

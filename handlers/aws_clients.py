@@ -26,17 +26,26 @@ CLIENT_CONFIG = Config(
     max_pool_connections=DEFAULT_POOL_CONNECTIONS,
 )
 
+# For calls under a time budget (the actor history): one attempt, short timeouts, so a slow or
+# throttled service ends the answer early instead of holding up the alert.
+BUDGET_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1, "mode": "standard"}
+)
+
 ClientHook = Callable[[Any], None]
 
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None  # one session: its loader caches the service models
-_clients: dict[tuple[str, str | None], Any] = {}
+_clients: dict[tuple[str, str | None, bool], Any] = {}
 _hooks: list[ClientHook] = []
 
 
-def client(service: str, region: str | None = None) -> Any:
-    """A cached boto3 client for ``service`` in ``region`` (``None``: the default region)."""
-    key = (service, region)
+def client(service: str, region: str | None = None, *, budgeted: bool = False) -> Any:
+    """A cached boto3 client for ``service`` in ``region`` (``None``: the default region).
+
+    ``budgeted``: a client with :data:`BUDGET_CONFIG` (no retries, short timeouts).
+    """
+    key = (service, region, budgeted)
     cached = _clients.get(key)
     if cached is not None:
         return cached
@@ -47,11 +56,19 @@ def client(service: str, region: str | None = None) -> Any:
         if cached is None:
             if _session is None:
                 _session = boto3.session.Session()
-            cached = _session.client(service, region_name=region, config=CLIENT_CONFIG)
+            config = CLIENT_CONFIG.merge(BUDGET_CONFIG) if budgeted else CLIENT_CONFIG
+            cached = _session.client(service, region_name=region, config=config)
             for hook in _hooks:
                 hook(cached)
             _clients[key] = cached
     return cached
+
+
+def queue_region(url: str) -> str | None:
+    """The region of an SQS queue URL (``https://sqs.<region>.amazonaws.com/...``); else None (default)."""
+    host = url.split("/")[2] if url.count("/") >= 3 else ""
+    parts = host.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "sqs" else None
 
 
 def size_connection_pool(connections: int) -> None:

@@ -9,6 +9,7 @@ back exactly the argv it was built from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from handlers.exposure import BPA_FLAGS
@@ -128,5 +129,40 @@ def lookup_events_command(region: str | None, attribute: str, value: str | None)
             "aws", "cloudtrail", "lookup-events", "--region", valid_region,
             "--lookup-attributes", f"AttributeKey={attribute},AttributeValue={value}",
             "--max-results", "50",
+        ]
+    )  # fmt: skip
+
+
+def ownership_enforced_command(bucket: str | None, account: str | None) -> str | None:
+    """``put-bucket-ownership-controls`` with BucketOwnerEnforced (ACLs off); None if a value is invalid."""
+    valid_bucket, valid_account = checked_bucket(bucket), checked_account(account)
+    if valid_bucket is None or valid_account is None:
+        return None
+    return shell_command(
+        [
+            "aws", "s3api", "put-bucket-ownership-controls",
+            "--bucket", valid_bucket,
+            "--expected-bucket-owner", valid_account,
+            "--ownership-controls", "Rules=[{ObjectOwnership=BucketOwnerEnforced}]",
+        ]
+    )  # fmt: skip
+
+
+def logging_enable_command(bucket: str | None, account: str | None, target: str | None) -> str | None:
+    """``put-bucket-logging`` sending the bucket's server access logs to ``target`` under ``<bucket>/``."""
+    valid_bucket, valid_account, valid_target = (
+        checked_bucket(bucket),
+        checked_account(account),
+        checked_bucket(target),
+    )
+    if valid_bucket is None or valid_account is None or valid_target is None:
+        return None
+    status = {"LoggingEnabled": {"TargetBucket": valid_target, "TargetPrefix": f"{valid_bucket}/"}}
+    return shell_command(
+        [
+            "aws", "s3api", "put-bucket-logging",
+            "--bucket", valid_bucket,
+            "--expected-bucket-owner", valid_account,
+            "--bucket-logging-status", json.dumps(status, separators=(",", ":")),
         ]
     )  # fmt: skip

@@ -28,7 +28,7 @@ from handlers.exposure import Exposure
 from handlers.finding import SEVERITY_ORDER, Finding, Severity
 from handlers.remediation import ActionGate, Remediation, remediate
 from handlers.response_config import Settings
-from handlers.severity import is_sensitive, public_access, rate
+from handlers.severity import is_sensitive, public_access, raised_for_first_time, rate
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,13 @@ def decide(
     allow_account: bool | None = None,
     gate: ActionGate | None = None,
     acted_before: Mapping[str, Mapping[str, Any]] | None = None,
+    history: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Rate, remediate (per ``settings.remediation_mode``) and build the alert for one finding.
 
     ``allow_account``: override the account-level remediation setting (the sweep never acts
     on the account). ``gate`` and ``acted_before``: see :func:`handlers.remediation.remediate`.
+    ``history``: the actor's CloudTrail history (:mod:`handlers.actor_history`), when read.
     """
     approval = approval_for(finding, exposure, settings, now)
     sensitive = is_sensitive(exposure["tags"], settings.sensitive_tag, settings.sensitive_tag_values)
@@ -95,6 +97,13 @@ def decide(
     )
     if approval.state == "not-covered" and SEVERITY_ORDER[severity] < SEVERITY_ORDER["high"]:
         severity, why = "high", f"{why}; an approval covers public read only, not the write access granted"
+    severity, why = raised_for_first_time(
+        severity,
+        why,
+        dict(history) if history is not None else None,
+        production=settings.production,
+        verdict=finding["verdict"],
+    )
     if approval.unknown and finding["verdict"] not in ("attempt", "tamper", "approval"):
         why = f"{why}; approval unknown (the bucket's tags could not be read), so it was not closed"
     remediation = remediate(
@@ -118,6 +127,7 @@ def decide(
         settings,
         checked_at=stamp(now),
         account_mismatch=account_mismatch,
+        history=history,
     )
     return Decision(approval, severity, why, remediation, alert)
 

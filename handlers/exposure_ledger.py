@@ -13,6 +13,12 @@ access level, or a path that was held back and is public again. Improvements (a 
 closed, public -> held back) are recorded quietly, so a later relapse is news again. A
 bucket found closed loses its item, so re-exposing it alerts again.
 
+Each item also holds its exposure *window*: ``opened_at``, the first evidence (the event's
+time, or the sweep's first sighting), kept through later writes; once a review of the closed
+window has been requested, ``closed_at`` replaces it, so a relapse opens a new window. A
+closed window is sent to the exposure review (:mod:`handlers.review_queue`) before its item
+may go: when that send fails, the item stays and the next look sends it again.
+
 Items carry no TTL: an item lives exactly as long as its exposure (the sweep deletes it
 when the bucket is closed or deleted). The daily digest claims ``digest#<account>#<day>``
 (with a TTL) so overlapping runs send it once.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers import aws_clients
 from handlers.exposure import CallFailure, Exposure, describe_error
+from handlers.review_queue import review_request, send_review
 
 log = logging.getLogger("handlers.exposure_ledger")
 EXPOSED_STATUSES = frozenset({"public-now", "exposable"})
@@ -86,11 +94,23 @@ class LedgerEntry:
     updated_at: str | None
     source: str  # sweep | realtime
     subject: str | None
+    opened_at: str | None = None  # first evidence of the open window
+    closed_at: str | None = None  # set once the closed window was sent for review
+
+    @property
+    def window_start(self) -> str | None:
+        """When the open window began: its first evidence, else the earliest time on record."""
+        return self.opened_at or self.alerted_at or self.updated_at
 
     @property
     def raw_signature(self) -> str:
         return json.dumps(list(self.signature))
 
+
+# The text attributes of an item besides its key and signature (restore writes them back).
+ENTRY_FIELDS = (
+    "status", "severity", "region", "alerted_at", "updated_at", "source", "subject", "opened_at", "closed_at",
+)  # fmt: skip
 
 # ``previous`` for a write that does not depend on what was there (see ``ExposureLedger.record``).
 UNCONDITIONAL = LedgerEntry("", (), "", "", None, None, None, "", None)
@@ -143,6 +163,7 @@ class ExposureLedger:
         source: str,
         subject: str | None,
         alerted: bool,
+        opened_at: str | None = None,
     ) -> bool:
         """Write ``tokens`` if the item is still what the caller read; ``False`` if it changed meanwhile.
 
@@ -150,6 +171,10 @@ class ExposureLedger:
 
         ``alerted``: this write goes with an alert (sets ``alerted_at``); otherwise it records an
         improvement quietly and keeps the alert time.
+
+        ``opened_at``: the first evidence of this exposure (default ``now``), for a public one
+        (``status`` ``public-now``): an open window keeps the earlier start, a window closed
+        meanwhile (``closed_at``) starts again. Other statuses leave the window as it is.
         """
         values: dict[str, Any] = {
             ":sig": {"S": json.dumps(list(tokens))},
@@ -163,9 +188,15 @@ class ExposureLedger:
             "SET signature = :sig, #status = :status, severity = :severity, #region = :region, "
             "updated_at = :now, #source = :source"
         )
+        public = status == "public-now"
+        if public:  # a public window: keep its start, or open a new one after a closed window
+            expression += ", opened_at = if_not_exists(opened_at, :opened)"
+            values[":opened"] = {"S": opened_at or _stamp(now)}
         if alerted:
             expression += ", alerted_at = :now, subject = :subject"
             values[":subject"] = {"S": subject or ""}
+        if public:
+            expression += " REMOVE closed_at"
         params: dict[str, Any] = {}
         if previous is UNCONDITIONAL:
             pass  # the real-time path: it alerted whatever was recorded, so it simply overwrites
@@ -184,6 +215,20 @@ class ExposureLedger:
                 **params,
             )
         except ClientError:  # ConditionalCheckFailedException: someone recorded it meanwhile
+            return False
+        return True
+
+    def close_window(self, bucket: str, closed_at: str) -> bool:
+        """Mark the open window of ``bucket`` closed and reviewed; ``False`` when there is no item."""
+        try:
+            self._call(
+                "update_item",
+                Key=self.key(bucket),
+                UpdateExpression="SET closed_at = :closed REMOVE opened_at",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":closed": {"S": closed_at}},
+            )
+        except ClientError:
             return False
         return True
 
@@ -267,13 +312,15 @@ def _entry(bucket: str, item: Mapping[str, Any]) -> LedgerEntry:
         updated_at=text("updated_at"),
         source=text("source") or "sweep",
         subject=text("subject"),
+        opened_at=text("opened_at"),
+        closed_at=text("closed_at"),
     )
 
 
 def _item(key: dict[str, Any], entry: LedgerEntry) -> dict[str, Any]:
     item = dict(key)
     item["signature"] = {"S": entry.raw_signature}
-    for name in ("status", "severity", "region", "alerted_at", "updated_at", "source", "subject"):
+    for name in ENTRY_FIELDS:
         value = getattr(entry, name)
         if value:
             item[name] = {"S": value}
@@ -281,7 +328,12 @@ def _item(key: dict[str, Any], entry: LedgerEntry) -> dict[str, Any]:
 
 
 def record_published(
-    table: str, account: str, alerts: Iterable[Mapping[str, Any]], now: datetime, region: str | None = None
+    table: str,
+    account: str,
+    alerts: Iterable[Mapping[str, Any]],
+    now: datetime,
+    region: str | None = None,
+    review_queue: str | None = None,
 ) -> list[CallFailure]:
     """The real-time hook: record the exposures its published alerts reported, so the sweep stays quiet.
 
@@ -289,6 +341,10 @@ def record_published(
     one ``dynamodb:UpdateItem`` per recorded exposure, which the response role has. Only
     confirmed bucket exposures that are not approved exceptions are recorded. Best effort:
     a failure only risks one repeated alert from the next sweep, so it is returned, not raised.
+
+    The window opens at the event's time. When our remediation closed a public bucket, the
+    closed window goes to the exposure review (``review_queue``) and the item is marked so;
+    if that send fails, the window stays open and the sweep sends it when it finds the bucket closed.
     """
     ledger = ExposureLedger(table, account, region)
     failures: list[CallFailure] = []
@@ -318,8 +374,63 @@ def record_published(
                 source="realtime",
                 subject=alert.get("subject"),
                 alerted=True,
+                opened_at=event_time(finding.get("eventTime")),
             )
+            closed = (payload.get("remediation") or {}).get("status") == "applied"
+            if review_queue and closed and exposure["status"] == "public-now":
+                failure = request_closed_review(
+                    ledger, bucket, finding.get("region"), str(payload.get("checkedAt") or _stamp(now)),
+                    review_queue, fallback_start=event_time(finding.get("eventTime")),
+                )  # fmt: skip
+                if failure:
+                    failures.append(failure)
         except LedgerUnavailable as exc:
             log.warning(json.dumps({"decision": "ledger-record-failed", "bucket": bucket, "error": str(exc)}))
             failures.append(exc.failure)
     return failures
+
+
+_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def event_time(value: object) -> str | None:
+    """A record's ``eventTime`` when it has CloudTrail's exact form; anything else is not a window start."""
+    return value if isinstance(value, str) and _EVENT_TIME.fullmatch(value) else None
+
+
+def request_closed_review(
+    ledger: ExposureLedger,
+    bucket: str,
+    region: str | None,
+    closed_at: str,
+    queue_url: str,
+    *,
+    entry: LedgerEntry | None = None,
+    fallback_start: str | None = None,
+) -> CallFailure | None:
+    """Send the closed window of ``bucket`` to the review, then mark it closed in the ledger.
+
+    Reads the item for the window's start unless ``entry`` is given. Returns the failed call
+    (the window then stays open, so a later look sends it again); raises :class:`LedgerUnavailable`.
+    """
+    current = entry if entry is not None else ledger.get(bucket)
+    if current is not None and (current.closed_at or current.status != "public-now"):
+        return None  # already sent, or never public (held back by BPA): nothing to review
+    start = (current.window_start if current else None) or fallback_start or closed_at
+    body = review_request(
+        account=ledger.account,
+        region=region or (current.region if current else None),
+        bucket=bucket,
+        start=start,
+        end=closed_at,
+        trigger="closed",
+        severity=current.severity if current else "high",
+        subject=current.subject if current else None,
+    )
+    failure = send_review(queue_url, body)
+    if failure:
+        log.warning(json.dumps({"decision": "review-request-failed", "bucket": bucket, "error": failure}))
+        return failure
+    log.info(json.dumps({"decision": "review-requested", "bucket": bucket, "from": start, "to": closed_at}))
+    ledger.close_window(bucket, closed_at)
+    return None

@@ -6,7 +6,7 @@ without conversion and the Lambda, the ``detect`` command and the tests share it
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 # What the call did, if it succeeded.
 #   public       - it made the bucket, its objects or an access point publicly accessible
@@ -56,6 +56,8 @@ class Finding(TypedDict):
     reasons: list[str]
     error: str | None
     errorMessage: str | None
+    # How the caller signed in (records.session_context): MFA, session issuer; absent for the sweep.
+    session: NotRequired[dict[str, Any]]
 
 
 def max_severity(*levels: str) -> Severity:

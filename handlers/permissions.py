@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# "listing": an action IAM gives no resource type (s3:ListAllMyBuckets), so Resource "*" (a read).
-Resource = Literal["bucket", "account", "access-point", "topic", "table", "key", "queue", "listing"]
+# "listing" and "history": actions IAM gives no resource type (s3:ListAllMyBuckets,
+# cloudtrail:LookupEvents), so Resource "*" (both reads).
+# "review-queue": the exposure review's queue; "log-bucket"/"log-object": buckets holding access
+# logs the review may read (review.log_buckets) and the detector's trail bucket; "trail": its trail.
+Resource = Literal[
+    "bucket", "account", "access-point", "topic", "table", "key", "queue", "listing", "history",
+    "review-queue", "log-bucket", "log-object", "trail",
+]  # fmt: skip
 Mode = Literal["off", "dry-run", "enforce"]
 MODES: tuple[Mode, ...] = ("off", "dry-run", "enforce")
 
@@ -65,11 +71,25 @@ ACCOUNT_REMEDIATION_CALLS: tuple[ApiCall, ...] = (
 )
 
 
+# The actor's history (handlers/actor_history.py): 90 days of management events, and its cache.
+HISTORY_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("cloudtrail", "LookupEvents", "cloudtrail:LookupEvents", "history"),
+    ApiCall("dynamodb", "GetItem", "dynamodb:GetItem", "table"),
+    ApiCall("dynamodb", "PutItem", "dynamodb:PutItem", "table"),
+)
+
+# A closed exposure window goes to the exposure review (handlers/review_queue.py); the window's
+# start is read from the ledger item first (GetItem, in HISTORY_CALLS).
+REVIEW_REQUEST_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("sqs", "SendMessage", "sqs:SendMessage", "review-queue"),
+)
+
+
 def calls_for(mode: str, allow_account_remediation: bool = False) -> tuple[ApiCall, ...]:
     """The API calls the response Lambda may make in ``mode``."""
     if mode not in MODES:
         raise ValueError(f"unknown remediation mode {mode!r}; expected one of {', '.join(MODES)}")
-    calls = CONFIRM_CALLS + ACCESS_POINT_CONFIRM_CALLS + ALERT_CALLS
+    calls = CONFIRM_CALLS + ACCESS_POINT_CONFIRM_CALLS + ALERT_CALLS + HISTORY_CALLS + REVIEW_REQUEST_CALLS
     if mode == "enforce":
         calls += BUCKET_REMEDIATION_CALLS
         if allow_account_remediation:
@@ -111,7 +131,14 @@ def sweep_calls_for(mode: str) -> tuple[ApiCall, ...]:
     if mode not in MODES:
         raise ValueError(f"unknown remediation mode {mode!r}; expected one of {', '.join(MODES)}")
     alerting = tuple(c for c in ALERT_CALLS if c.service != "dynamodb")
-    calls = SWEEP_LIST_CALLS + CONFIRM_CALLS + alerting + SWEEP_LEDGER_CALLS + SWEEP_QUEUE_CALLS
+    calls = (
+        SWEEP_LIST_CALLS
+        + CONFIRM_CALLS
+        + alerting
+        + SWEEP_LEDGER_CALLS
+        + SWEEP_QUEUE_CALLS
+        + REVIEW_REQUEST_CALLS
+    )
     if mode == "enforce":
         calls += BUCKET_REMEDIATION_CALLS
     return calls
@@ -120,6 +147,32 @@ def sweep_calls_for(mode: str) -> tuple[ApiCall, ...]:
 def sweep_iam_actions_by_resource(mode: str) -> dict[str, list[str]]:
     """The sweep's IAM actions grouped by resource, sorted, for policy generation."""
     return group_by_resource(sweep_calls_for(mode))
+
+
+# ---- the exposure review (handlers/review.py) ----
+
+# Where the evidence is: the bucket's logging target, the access log objects, the trail's
+# data-event selectors and log files. Reads only.
+REVIEW_EVIDENCE_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("s3", "GetBucketLogging", "s3:GetBucketLogging", "bucket"),
+    ApiCall("s3", "ListObjectsV2", "s3:ListBucket", "log-bucket"),
+    ApiCall("s3", "GetObject", "s3:GetObject", "log-object"),
+    ApiCall("cloudtrail", "GetEventSelectors", "cloudtrail:GetEventSelectors", "trail"),
+)
+
+# Partial results of a long review, the once-per-window publish marker, and continuations
+# (also the delayed re-queue that waits for late logs).
+REVIEW_STATE_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("dynamodb", "GetItem", "dynamodb:GetItem", "table"),
+    ApiCall("dynamodb", "UpdateItem", "dynamodb:UpdateItem", "table"),
+    ApiCall("sqs", "SendMessage", "sqs:SendMessage", "review-queue"),
+)
+
+
+def review_calls() -> tuple[ApiCall, ...]:
+    """The API calls the exposure review may make (every mode: it only reads and reports)."""
+    alerting = tuple(c for c in ALERT_CALLS if c.service != "dynamodb")
+    return REVIEW_EVIDENCE_CALLS + alerting + REVIEW_STATE_CALLS
 
 
 def group_by_resource(calls: tuple[ApiCall, ...]) -> dict[str, list[str]]:

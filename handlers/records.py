@@ -98,6 +98,31 @@ def actor(record: Record) -> str | None:
     return as_text(identity.get("type"))
 
 
+def session_context(record: Record) -> dict[str, Any]:
+    """How the caller signed in: identity type, MFA, the role a session was issued from, when.
+
+    ``mfaAuthenticated`` is ``None`` when the record does not say (AWS writes the string
+    "true" or "false"; anything else is not trusted as either).
+    """
+    identity = record.get("userIdentity")
+    identity = identity if isinstance(identity, dict) else {}
+    context = identity.get("sessionContext")
+    context = context if isinstance(context, dict) else {}
+    attributes = context.get("attributes")
+    attributes = attributes if isinstance(attributes, dict) else {}
+    issuer = context.get("sessionIssuer")
+    issuer = issuer if isinstance(issuer, dict) else {}
+    mfa = as_text(attributes.get("mfaAuthenticated"))
+    return {
+        "identityType": as_text(identity.get("type")),
+        "mfaAuthenticated": {"true": True, "false": False}.get((mfa or "").lower()),
+        "sessionIssuer": as_text(issuer.get("arn")),
+        "sessionIssuerType": as_text(issuer.get("type")),
+        "sessionCreated": as_text(attributes.get("creationDate")),
+        "invokedBy": as_text(identity.get("invokedBy")),
+    }
+
+
 def account_id(record: Record) -> str | None:
     """The account the call was made in."""
     return as_text(record.get("recipientAccountId")) or as_text(deep_get(record, "userIdentity", "accountId"))

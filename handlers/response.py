@@ -23,9 +23,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
 
+from handlers import actor_history, exposure_ledger, provenance, sweep_metrics
 from handlers import alert as alerts
 from handlers import exposure as exposures
-from handlers import exposure_ledger, provenance, sweep_metrics
 from handlers.classify import classify
 from handlers.decision import Decision, decide, stamp
 from handlers.finding import Finding
@@ -167,7 +167,10 @@ def respond(
         return failure is None
 
     try:
-        decided = [_decide(_with_bucket(f, record), settings, claim, gate, now) for f in findings]
+        histories = _Histories(settings, now)
+        decided = [
+            _decide(_with_bucket(f, record), settings, claim, gate, now, histories(f)) for f in findings
+        ]
     except Exception as exc:
         failure = store.release(event_id, f"{type(exc).__name__}: {exc}")
         if failure:
@@ -193,7 +196,8 @@ def _without_claim(
     def refuse(_target: str, _before: dict[str, Any]) -> bool:
         return False  # no action that cannot be recorded first (see handlers.idempotency)
 
-    decided = [_decide(_with_bucket(f, record), settings, claim, refuse, now) for f in findings]
+    histories = _Histories(settings, now)
+    decided = [_decide(_with_bucket(f, record), settings, claim, refuse, now, histories(f)) for f in findings]
     unsent = _publish_all([a for _, a in decided], [o for o, _ in decided], settings, event_id)
     if unsent:
         raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} could not be published")
@@ -237,7 +241,12 @@ def _deliver(
         raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} could not be published{extra}")
     # Tell the sweep's ledger what was just reported, so the next hourly sweep stays quiet.
     exposure_ledger.record_published(
-        settings.idempotency_table, settings.expected_account_id, built, now, _region()
+        settings.idempotency_table,
+        settings.expected_account_id,
+        built,
+        now,
+        _region(),
+        review_queue=settings.review_queue_url,
     )
     failure = store.complete(event_id)
     if failure:
@@ -252,8 +261,42 @@ def _with_bucket(finding: Finding, record: dict[str, Any]) -> Finding:
     return finding
 
 
+class _Histories:
+    """The actor's CloudTrail history, read once per event (one call may give several findings).
+
+    Never raises and never takes longer than ``settings.actor_history_seconds`` per actor
+    (:func:`handlers.actor_history.actor_history`); 0 turns it off.
+    """
+
+    def __init__(self, settings: Settings, now: datetime) -> None:
+        self.settings = settings
+        self.now = now
+        self.read: dict[tuple[object, object], dict[str, Any]] = {}
+
+    def __call__(self, finding: Finding) -> dict[str, Any] | None:
+        if self.settings.actor_history_seconds <= 0 or finding.get("kind") == "sweep":
+            return None
+        key = (finding.get("actor"), finding.get("eventName"))
+        if key not in self.read:
+            region = finding.get("region")
+            self.read[key] = actor_history.actor_history(
+                finding,
+                region=region if region in self.settings.watched_regions else (_region() or "us-east-1"),
+                table=self.settings.idempotency_table,
+                trusted_principals=self.settings.trusted_principals,
+                budget_seconds=self.settings.actor_history_seconds,
+                now=self.now,
+            )
+        return self.read[key]
+
+
 def _decide(
-    finding: Finding, settings: Settings, claim: Claim, gate: ActionGate, now: datetime
+    finding: Finding,
+    settings: Settings,
+    claim: Claim,
+    gate: ActionGate,
+    now: datetime,
+    history: dict[str, Any] | None = None,
 ) -> tuple[FindingOutcome, alerts.Alert]:
     """Confirm, then run the shared pipeline for one finding."""
     mismatch = finding["account"] is not None and finding["account"] != settings.expected_account_id
@@ -266,6 +309,7 @@ def _decide(
         account_mismatch=mismatch,
         gate=gate,
         acted_before=claim.actions,
+        history=history,
     )
     alert, remediation = decision.alert, decision.remediation
     alert["payload"]["delivery"] = {"claim": claim.outcome, "idempotencyError": claim.error}
@@ -278,6 +322,8 @@ def _decide(
         severity=decision.severity,
         exposure=exposure["status"],
         approval=decision.approval.state,
+        history=(history or {}).get("verdict"),
+        historyChecked=(history or {}).get("checked"),
         remediation=remediation["status"],
         failures=[f"{f['call']}:{f['error']}" for f in exposure["failures"]]
         + (

@@ -20,11 +20,15 @@ DEFAULT_APPROVAL_TAG = "public-access-approved-until"
 DEFAULT_SENSITIVE_TAG = "data-classification"
 DEFAULT_SENSITIVE_VALUES = ("confidential", "restricted", "sensitive")
 PRODUCTION_NAMES = frozenset({"production", "prod"})
+DEFAULT_ACTOR_HISTORY_SECONDS = 5.0
 
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# An SQS queue URL (the local emulator serves http:// on a port).
+QUEUE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?/\d{12}/[A-Za-z0-9_-]{1,80}$")
+_PRINCIPAL_GLOB = re.compile(r"^arn:[a-z*-]+:[a-z*]+::[0-9*]{1,12}:[A-Za-z0-9+=,.@_/:*?-]{1,512}$")
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 
 
@@ -55,6 +59,12 @@ class Settings:
     # The detector's own trail, log bucket and keys (TRAIL_NAME, TRAIL_BUCKET, TRAIL_KMS_KEY_ARN,
     # DETECTOR_KMS_KEY_ARN), so tampering with them is recognised; all optional.
     detector: DetectorContext = NO_CONTEXT
+    # ARN globs of principals reported as trusted automation (context only, never lowers severity).
+    trusted_principals: tuple[str, ...] = ()
+    # Seconds the alert may spend on the actor's CloudTrail history; 0 skips it.
+    actor_history_seconds: float = DEFAULT_ACTOR_HISTORY_SECONDS
+    # The exposure review's queue: a closed (or still open) window is sent there to be reviewed.
+    review_queue_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -106,7 +116,47 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         watched_regions=_regions(environ),
         max_approval_days=_max_approval_days(environ),
         detector=_detector_context(environ),
+        trusted_principals=_principal_globs(environ),
+        actor_history_seconds=_actor_history_seconds(environ),
+        review_queue_url=_review_queue(environ),
     )
+
+
+def _principal_globs(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``TRUSTED_PRINCIPALS``: a JSON list of ARN globs."""
+    raw = environ.get("TRUSTED_PRINCIPALS", "").strip()
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"TRUSTED_PRINCIPALS: expected a JSON list of ARN globs ({exc})") from None
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _PRINCIPAL_GLOB.fullmatch(v) for v in value
+    ):
+        raise ConfigError(f"TRUSTED_PRINCIPALS: expected a JSON list of IAM/STS ARN globs, got {raw[:200]!r}")
+    return tuple(value)
+
+
+def _actor_history_seconds(environ: Mapping[str, str]) -> float:
+    raw = environ.get("ACTOR_HISTORY_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_ACTOR_HISTORY_SECONDS
+    if not raw.isdigit() or int(raw) > 30:
+        raise ConfigError(
+            f"ACTOR_HISTORY_SECONDS: expected a whole number of seconds from 0 to 30, got {raw!r}"
+        )
+    return float(raw)
+
+
+def _review_queue(environ: Mapping[str, str]) -> str | None:
+    """``REVIEW_QUEUE_URL``: where closed (and still open) exposure windows go to be reviewed."""
+    raw = environ.get("REVIEW_QUEUE_URL", "").strip()
+    if not raw:
+        return None
+    if not QUEUE_URL.fullmatch(raw):
+        raise ConfigError(f"REVIEW_QUEUE_URL: expected an SQS queue URL, got {raw[:200]!r}")
+    return raw
 
 
 def _regions(environ: Mapping[str, str]) -> tuple[str, ...]:

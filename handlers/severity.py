@@ -11,6 +11,10 @@ Levels (highest first):
   approval never covers write, ACL-write or policy-write access), or an approval tag set,
   extended or removed (an audit record of who approved what, until when).
 
+On a production account, a ``first-time`` actor (its CloudTrail history shows neither this call
+nor any other watched S3 permission call: :mod:`handlers.actor_history`) raises the level one
+step (:func:`raised_for_first_time`). A trusted-automation match never lowers it.
+
 Write access is one definition (:data:`handlers.access_levels.WRITE_ACCESS`, policy-write
 included), shared with the record-only severity of ``detect``.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 from handlers.access_levels import READ_ACCESS, WRITE_ACCESS
 from handlers.approvals import Approval
 from handlers.exposure import Exposure
-from handlers.finding import Finding, Severity
+from handlers.finding import SEVERITY_ORDER, Finding, Severity
 
 EXPOSED_STATUSES = frozenset({"public-now", "unknown"})
 
@@ -93,3 +97,31 @@ def rate(
     if status == "gone":
         return "medium", "the bucket was deleted after the event; check what was read while it existed"
     return "medium", "nothing is public now; the change is still worth a look"
+
+
+_BY_ORDER: dict[int, Severity] = {order: level for level, order in SEVERITY_ORDER.items()}  # type: ignore[misc]
+
+
+def raised_for_first_time(
+    severity: Severity, reason: str, history: object, *, production: bool, verdict: str
+) -> tuple[Severity, str]:
+    """One level up for a first-time actor on a production account (never above critical).
+
+    ``history`` is the alert's ``actorHistory`` (or ``None``); only a proven ``first-time``
+    verdict counts: a partial read that found nothing is ``unknown``, and changes nothing.
+    An approval-tag audit is about the approver, not an exposure: left as it is.
+    """
+    if (
+        not production
+        or verdict == "approval"
+        or not isinstance(history, dict)
+        or history.get("verdict") != "first-time"
+    ):
+        return severity, reason
+    raised = _BY_ORDER[min(SEVERITY_ORDER[severity] + 1, SEVERITY_ORDER["critical"])]
+    note = (
+        "first-time actor on a production account (no earlier call of this or any watched S3 permission API)"
+    )
+    if raised == severity:
+        return severity, f"{reason}; {note}"
+    return raised, f"{reason}; raised from {severity}: {note}"

@@ -53,9 +53,12 @@ from handlers.exposure_ledger import (
     LedgerEntry,
     LedgerUnavailable,
     is_news,
+    request_closed_review,
     signature,
 )
 from handlers.response import configure_logging
+from handlers.response_config import Settings
+from handlers.review_queue import review_request, send_review
 from handlers.sweep_config import SweepSettings, load_sweep_settings
 from handlers.sweep_digest import build_digest, digest_due, open_exposures
 
@@ -239,7 +242,7 @@ def run_scheduled(
     listed = {ref.name for ref in refs}
     for bucket, entry in known.items():
         if bucket not in listed:  # deleted since it was reported
-            _forget(ledger, bucket, entry, counts)
+            _close(ledger, bucket, entry, counts, settings.review_queue_url, now)
 
     context = SweepContext(
         settings=sweep,
@@ -259,6 +262,11 @@ def run_scheduled(
     counts["BucketsEnqueued"] += enqueued
     counts["BucketErrors"] += unsent
     _tally(results, counts)
+    # Windows still open: known public, and not found otherwise in this run (fanned-out buckets
+    # are checked later by workers: their hourly review reads up to its own "now").
+    ended = {r.bucket for r in results if r.status != "public-now"}
+    open_windows = {b: e for b, e in known.items() if b in listed and b not in ended}
+    counts["ReviewsRequested"] += request_hourly_reviews(open_windows, settings, now)
     digest = send_digest(sweep, ledger, now)
     if digest == "failed":
         counts["BucketErrors"] += 1
@@ -363,7 +371,7 @@ def enqueue(
             "sweep-unfinished", run=run_id, buckets=len(refs), reason="no work queue to hand them to"
         )
         return 0, 0, len(refs)
-    sqs = aws_clients.client("sqs", _queue_region(sweep.work_queue_url))
+    sqs = aws_clients.client("sqs", aws_clients.queue_region(sweep.work_queue_url))
     batches = [refs[i : i + sweep.batch_size] for i in range(0, len(refs), sweep.batch_size)]
     bodies = [
         json.dumps(
@@ -398,12 +406,6 @@ def enqueue(
         unsent += sum(len(batches[int(key)]) for key in entries)
     log_decision("enqueued", run=run_id, buckets=sent, messages=len(batches), unsent=unsent)
     return sent, len(batches), unsent
-
-
-def _queue_region(url: str) -> str | None:
-    host = url.split("/")[2]
-    parts = host.split(".")
-    return parts[1] if len(parts) > 2 and parts[0] == "sqs" else None
 
 
 # ---- checking buckets --------------------------------------------------------------------------
@@ -461,8 +463,19 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
     if status in ("closed", "gone"):
         entry = context.known.get(ref.name)
         if entry is not None:
-            _forget(context.ledger, ref.name, entry, Counter())
+            _close(context.ledger, ref.name, entry, Counter(), settings.review_queue_url, context.now, region)
         return BucketResult(ref.name, status, "private" if status == "closed" else "gone")
+    known = context.known.get(ref.name)
+    if status == "exposable" and known is not None and settings.review_queue_url:
+        # Public no more (held back by Block Public Access now): the window closed; the item stays.
+        try:
+            failure = request_closed_review(
+                context.ledger, ref.name, region, stamp(context.now), settings.review_queue_url
+            )
+        except LedgerUnavailable as exc:
+            failure = exc.failure
+        if failure:
+            log_decision("review-request-failed", bucket=ref.name, error=failure)
     if status not in EXPOSED_STATUSES:
         failures = [f"{f['call']}:{f['error']}" for f in exposure["failures"]]
         return BucketResult(
@@ -535,6 +548,52 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
         return result
     result.outcome = "alerted"
     return result
+
+
+def _close(
+    ledger: ExposureLedger,
+    bucket: str,
+    entry: LedgerEntry,
+    counts: Counter[str],
+    review_queue: str | None,
+    now: datetime,
+    region: str | None = None,
+) -> None:
+    """A known exposure found closed or deleted: send its window to the review, then forget it.
+
+    When the review cannot be requested the item stays, so the next run tries again.
+    """
+    if review_queue:
+        try:
+            failure = request_closed_review(ledger, bucket, region, stamp(now), review_queue)
+        except LedgerUnavailable as exc:
+            failure = exc.failure
+        if failure:
+            counts["BucketErrors"] += 1
+            log_decision("review-request-failed", bucket=bucket, error=failure)
+            return
+    _forget(ledger, bucket, entry, counts)
+
+
+def request_hourly_reviews(open_windows: Mapping[str, LedgerEntry], settings: Settings, now: datetime) -> int:
+    """Ask for a review of every window still open and public (it publishes only news)."""
+    if not settings.review_queue_url:
+        return 0
+    sent = 0
+    for bucket, entry in open_windows.items():
+        start = entry.window_start
+        if entry.status != "public-now" or entry.closed_at or not start:
+            continue
+        body = review_request(
+            account=settings.expected_account_id, region=entry.region, bucket=bucket, start=start,
+            end=None, trigger="hourly", severity=entry.severity, subject=entry.subject,
+        )  # fmt: skip
+        failure = send_review(settings.review_queue_url, body)
+        if failure:
+            log_decision("review-request-failed", bucket=bucket, error=failure, trigger="hourly")
+        else:
+            sent += 1
+    return sent
 
 
 def _forget(ledger: ExposureLedger, bucket: str, entry: LedgerEntry, counts: Counter[str]) -> None:

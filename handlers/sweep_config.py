@@ -13,18 +13,16 @@ these, all optional except where fan-out needs the queue:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from handlers.response_config import ConfigError, Settings, load_settings
+from handlers.response_config import QUEUE_URL, ConfigError, Settings, load_settings
 
 DEFAULT_FANOUT_THRESHOLD = 3000
 DEFAULT_THREADS = 16
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_DIGEST_HOUR = 8
 # https in AWS; http for a local emulator (the demo).
-_QUEUE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?/\d{12}/[A-Za-z0-9_-]{1,80}$")
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def load_sweep_settings(environ: Mapping[str, str]) -> SweepSettings:
     """Read and validate; :class:`ConfigError` names the first bad variable."""
     base = load_settings(environ)
     queue = environ.get("SWEEP_WORK_QUEUE_URL", "").strip() or None
-    if queue is not None and not _QUEUE_URL.match(queue):
+    if queue is not None and not QUEUE_URL.match(queue):
         raise ConfigError(f"SWEEP_WORK_QUEUE_URL: expected an SQS queue URL, got {queue!r}")
     return SweepSettings(
         base=base,

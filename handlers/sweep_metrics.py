@@ -30,6 +30,7 @@ METRICS = (
     "BucketErrors",
     "AlertsSent",
     "BucketsEnqueued",
+    "ReviewsRequested",  # exposure windows (closed, or still open) sent to the exposure review
 )
 
 

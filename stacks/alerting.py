@@ -4,7 +4,7 @@ The topic policy names what must publish (the response function's role and this 
 CloudWatch alarms) and refuses plain-HTTP publishing. The sweep's role publishes through its
 own IAM policy (same account: an identity policy suffices when the topic policy does not deny).
 The alarms watch the watcher: the response function's errors and throttles, both dead-letter
-queues, and the sweep not completing within twice its interval.
+queues (three, with the exposure review's), and the sweep not completing within twice its interval.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class Alerting(Construct):
         function_name: str,
         dead_letter_queue_name: str,
         sweep: SweepWatch | None = None,
+        review_dead_letter_queue_name: str | None = None,
     ) -> None:
         """Watch the watcher: page the topic when a part of the detector stops working.
 
@@ -136,6 +137,14 @@ class Alerting(Construct):
             "Exposure events could not be processed and wait in the dead-letter queue",
             dead_letter_queue_name,
         )
+        if review_dead_letter_queue_name:
+            self._queue_depth_alarm(
+                "review-dead-letters",
+                f"{self.account.name}-detector-review-dead-letters",
+                "Exposure reviews failed every attempt: whether data was read while a bucket was public "
+                "is unanswered",
+                review_dead_letter_queue_name,
+            )
         if sweep is None:
             return
         # The sweep reports SweepCompleted=1 at the end of every good scheduled run. Missing data is

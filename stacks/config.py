@@ -39,6 +39,10 @@ _ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(\d{12}):role/[A-Za-z0-9+=,
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _BUCKET_GLOB = re.compile(r"^[a-z0-9.*?\[\]!-]{1,63}$")
+# An IAM/STS principal ARN, where '*' and '?' may stand for any part (account, name, path).
+_PRINCIPAL_GLOB = re.compile(
+    r"^arn:(aws|aws-cn|aws-us-gov|\*):(iam|sts|\*)::(\d{12}|\*):[A-Za-z0-9+=,.@_/:*?-]{1,512}$"
+)
 
 
 class ConfigError(ValueError):
@@ -138,6 +142,9 @@ role_arn = _string(_ROLE_ARN, "an IAM role ARN such as arn:aws:iam::123456789012
 environment = _string(_ENVIRONMENT, "a lower-case word such as 'production' or 'staging'")
 tag_value = _string(re.compile(r"^[^,]{1,256}$"), "a tag value of 1-256 characters without commas")
 bucket_glob = _string(_BUCKET_GLOB, "a bucket name or glob (lower case, digits, '.', '-', '*', '?')")
+principal_glob = _string(
+    _PRINCIPAL_GLOB, "an IAM or STS ARN, '*' and '?' allowed, e.g. arn:aws:iam::*:role/terraform-deploy"
+)
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,39 @@ SCHEMA: dict[str, Setting] = {
         _list_of(https_url, "https:// URLs"),
         "list of https URLs",
         "HTTPS subscriptions (e.g. a chat webhook relay)",
+    ),
+    "alerts.trusted_principals": Setting(
+        (),
+        _list_of(principal_glob, "IAM/STS ARN globs"),
+        "list of ARN globs",
+        "principals reported as 'change by trusted automation' (e.g. the Terraform deploy role); "
+        "context only, never lowers severity",
+    ),
+    "alerts.actor_history_seconds": Setting(
+        5,
+        _int_range(0, 30),
+        "0-30",
+        "time budget of the actor-history query (CloudTrail LookupEvents) per alert; 0 turns it off",
+    ),
+    "review.enabled": Setting(
+        True,
+        _boolean,
+        "true|false",
+        "deploy the exposure review: did anyone read or write a bucket while it was public "
+        "(S3 server access logs, CloudTrail data events)",
+    ),
+    "review.log_buckets": Setting(
+        (),
+        _list_of(bucket_glob, "bucket names or globs"),
+        "list of names/globs",
+        "buckets holding server access logs the review may read (s3:GetObject); others are "
+        "reported as not readable",
+    ),
+    "review.late_margin_minutes": Setting(
+        120,
+        _int_range(0, 1440),
+        "0-1440",
+        "how far past a window's end the review reads, for access log records delivered late",
     ),
     "remediation.mode": Setting(
         "off",
@@ -299,7 +339,7 @@ SCHEMA: dict[str, Setting] = {
         8, _int_range(0, 23), "0-23", "UTC hour from which the daily digest of known exposures is sent"
     ),
 }
-TABLES = ("alerts", "remediation", "exceptions", "trail", "function", "sweep")
+TABLES = ("alerts", "remediation", "exceptions", "trail", "function", "sweep", "review")
 
 
 @dataclass(frozen=True)
@@ -315,6 +355,11 @@ class AccountConfig:
     log_level: str
     alert_emails: tuple[str, ...]
     alert_https_endpoints: tuple[str, ...]
+    trusted_principals: tuple[str, ...]
+    actor_history_seconds: int
+    review_enabled: bool
+    review_log_buckets: tuple[str, ...]
+    review_late_margin_minutes: int
     remediation_mode: str
     allow_account_remediation: bool
     exception_buckets: tuple[str, ...]
@@ -366,6 +411,11 @@ class DetectorConfig:
 _FIELD_NAMES = {
     "alerts.emails": "alert_emails",
     "alerts.https_endpoints": "alert_https_endpoints",
+    "alerts.trusted_principals": "trusted_principals",
+    "alerts.actor_history_seconds": "actor_history_seconds",
+    "review.enabled": "review_enabled",
+    "review.log_buckets": "review_log_buckets",
+    "review.late_margin_minutes": "review_late_margin_minutes",
     "remediation.mode": "remediation_mode",
     "remediation.allow_account_level": "allow_account_remediation",
     "exceptions.buckets": "exception_buckets",

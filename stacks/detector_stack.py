@@ -1,7 +1,8 @@
 """One account's detector: the whole deployment behind ``cdktf deploy <name>``.
 
-Reading order is deployment order: providers, key, trail, dead-letter queue, alerting,
-the response function, the scheduled sweep and the alarms, then the rules that feed the function.
+Reading order is deployment order: providers, key, trail, dead-letter queue, alerting, the
+review queue, the response function, the scheduled sweep, the exposure review and the alarms,
+then the rules that feed the function.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from stacks.dead_letters import DeadLetterQueue
 from stacks.encryption_key import EncryptionKey
 from stacks.providers import ProviderOptions, build_providers
 from stacks.response_function import ResponseFunction
+from stacks.review import ReviewFunction, ReviewQueue
 from stacks.rules import ExposureRules, rule_arn
 from stacks.sweep import SweepFunction
 from stacks.trail import Trail, trail_arn
@@ -51,6 +53,12 @@ class DetectorStack(TerraformStack):
             source_rule_arns=[rule_arn(account, rule, account.home_region) for rule in RULES],
         )
         alerting = Alerting(self, "alerting", account=account, kms_key_arn=key_arn)
+        reviews = (
+            ReviewQueue(self, "review-queue", account=account, kms_key_arn=key_arn)
+            if account.review_enabled
+            else None
+        )
+        review_url, review_arn = (reviews.queue.url, reviews.queue.arn) if reviews else (None, None)
         response = ResponseFunction(
             self,
             "response",
@@ -58,6 +66,8 @@ class DetectorStack(TerraformStack):
             kms_key_arn=key_arn,
             topic_arn=alerting.topic.arn,
             dead_letter_queue_arn=dead_letters.queue.arn,
+            review_queue_url=review_url,
+            review_queue_arn=review_arn,
         )
         alerting.allow_publisher(response.role.arn)
         sweep = None
@@ -70,11 +80,26 @@ class DetectorStack(TerraformStack):
                 topic_arn=alerting.topic.arn,
                 table_arn=response.table.arn,
                 table_name=response.table.name,
+                review_queue_url=review_url,
+                review_queue_arn=review_arn,
+            )
+        review = None
+        if reviews is not None:
+            review = ReviewFunction(
+                self,
+                "review",
+                account=account,
+                queue=reviews,
+                kms_key_arn=key_arn,
+                topic_arn=alerting.topic.arn,
+                table_arn=response.table.arn,
+                table_name=response.table.name,
             )
         alerting.add_alarms(
             response.function.function_name,
             dead_letters.queue.name,
             SweepWatch(account.sweep_interval_minutes, sweep.dead_letters.name) if sweep else None,
+            reviews.dead_letters.name if reviews else None,
         )
         ExposureRules(
             self,
@@ -92,3 +117,5 @@ class DetectorStack(TerraformStack):
         TerraformOutput(self, "dead_letter_queue_url", value=dead_letters.queue.url)
         if sweep is not None:
             TerraformOutput(self, "sweep_function_name", value=sweep.function.function_name)
+        if review is not None:
+            TerraformOutput(self, "review_function_name", value=review.function.function_name)

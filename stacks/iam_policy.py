@@ -7,6 +7,10 @@ reads it directly. Each statement is scoped to the resource its actions touch:
 - the alert topic, its KMS key, the idempotency table, the dead-letter queue and the
   function's own log group by ARN.
 
+Two reads have no resource type in IAM and so take ``Resource: "*"``: ``s3:ListAllMyBuckets``
+(the sweep) and ``cloudtrail:LookupEvents`` (the actor history in the alert: it reads the
+account's management events, never data).
+
 One justified exception to "no ``*`` resource on a write": ``s3:PutAccountPublicAccessBlock``
 (and its read, ``s3:GetAccountPublicAccessBlock``) have no resource type in IAM, so AWS
 only accepts ``Resource: "*"`` for them. The write is granted only when the config sets
@@ -19,7 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.permissions import iam_actions_by_resource, sweep_iam_actions_by_resource
+from handlers.permissions import (
+    group_by_resource,
+    iam_actions_by_resource,
+    review_calls,
+    sweep_iam_actions_by_resource,
+)
 
 ACCOUNT_LEVEL_SIDS = frozenset(
     {"AccountBlockPublicAccessRead", "AccountBlockPublicAccessWriteNoResourceType"}
@@ -39,6 +48,7 @@ class PolicyTargets:
     table_arn: str
     dead_letter_queue_arn: str
     log_group_arn: str
+    review_queue_arn: str | None = None  # the exposure review's queue, when deployed
 
 
 def response_function_policy(
@@ -63,6 +73,8 @@ def response_function_policy(
         _allow("PublishAlerts", actions.get("topic", []), [targets.topic_arn]),
         _allow("UseAlertKey", actions.get("key", []), [targets.key_arn]),
         _allow("RecordSeenEvents", actions.get("table", []), [targets.table_arn]),
+        # LookupEvents has no resource type: it reads this account's management events only.
+        _allow("ReadActorHistoryNoResourceType", actions.get("history", []), ["*"]),
         # Infrastructure, not code: Lambda sends failed async events to the DLQ as the function.
         _allow("DeadLetterFailedEvents", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
         _allow(
@@ -71,6 +83,10 @@ def response_function_policy(
             [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
         ),
     ]
+    if targets.review_queue_arn:
+        statements.append(
+            _allow("RequestExposureReviews", actions.get("review-queue", []), [targets.review_queue_arn])
+        )
     return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
 
 
@@ -86,6 +102,7 @@ class SweepPolicyTargets:
     work_queue_arn: str
     dead_letter_queue_arn: str  # the work queue's: also where failed scheduled runs go
     log_group_arn: str
+    review_queue_arn: str | None = None  # the exposure review's queue, when deployed
 
 
 def sweep_function_policy(
@@ -120,9 +137,98 @@ def sweep_function_policy(
             [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
         ),
     ]
-    unknown = set(actions) - {"bucket", "listing", "account", "topic", "key", "table", "queue"}
+    if targets.review_queue_arn:
+        statements.append(
+            _allow("RequestExposureReviews", actions.get("review-queue", []), [targets.review_queue_arn])
+        )
+    unknown = set(actions) - {
+        "bucket",
+        "listing",
+        "account",
+        "topic",
+        "key",
+        "table",
+        "queue",
+        "review-queue",
+    }
     if unknown:
         raise ValueError(f"handlers/permissions.py: sweep calls on resources no statement covers: {unknown}")
+    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+
+
+@dataclass(frozen=True)
+class ReviewPolicyTargets:
+    """The ARNs the exposure review's statements are scoped to."""
+
+    partition: str
+    account_id: str
+    topic_arn: str
+    key_arn: str
+    table_arn: str
+    review_queue_arn: str
+    dead_letter_queue_arn: str
+    log_group_arn: str
+    trail_arn: str | None  # the detector's own trail (trail.create), whose selectors and files it reads
+    trail_bucket: str | None
+
+
+def review_function_policy(targets: ReviewPolicyTargets, log_buckets: tuple[str, ...]) -> dict[str, Any]:
+    """The exposure review's policy: reads of logging settings everywhere, of log objects only where allowed.
+
+    ``log_buckets`` (``review.log_buckets``, names or globs) and the trail bucket are the only
+    buckets whose objects it may list and read; it writes nothing but its alerts and state.
+    """
+    actions = group_by_resource(review_calls())
+    p = targets.partition
+    readable = [g for g in log_buckets if _iam_expressible(g)]
+    if targets.trail_bucket:
+        readable.append(targets.trail_bucket)
+    statements = [
+        _allow("ReadLoggingSettings", actions.get("bucket", []), [f"arn:{p}:s3:::*"]),
+        _allow(
+            "ListLogBuckets",
+            actions.get("log-bucket", []) if readable else [],
+            [f"arn:{p}:s3:::{b}" for b in readable],
+        ),
+        _allow(
+            "ReadLogObjects",
+            actions.get("log-object", []) if readable else [],
+            [f"arn:{p}:s3:::{b}/*" for b in readable],
+        ),
+        _allow(
+            "ReadTrailSelectors",
+            actions.get("trail", []) if targets.trail_arn else [],
+            [targets.trail_arn or ""],
+        ),
+        _allow("PublishAlerts", actions.get("topic", []), [targets.topic_arn]),
+        _allow("UseStackKey", actions.get("key", []), [targets.key_arn]),
+        _allow("ReviewState", actions.get("table", []), [targets.table_arn]),
+        _allow("ContinueLongReviews", actions.get("review-queue", []), [targets.review_queue_arn]),
+        # Infrastructure, not code: the event source mapping polls the queue as the function.
+        _allow(
+            "ReceiveReviewRequests",
+            ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+            [targets.review_queue_arn],
+        ),
+        _allow("DeadLetterFailedReviews", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
+        _allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
+        ),
+    ]
+    unknown = set(actions) - {
+        "bucket",
+        "log-bucket",
+        "log-object",
+        "trail",
+        "topic",
+        "key",
+        "table",
+        "review-queue",
+    }
+    if unknown:
+        raise ValueError(f"handlers/permissions.py: review calls on resources no statement covers: {unknown}")
     return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
 
 
@@ -167,7 +273,7 @@ def _allow(
 
 def _is_read(action: str) -> bool:
     verb = action.split(":", 1)[1]
-    return verb.startswith(("Get", "List", "Describe"))
+    return verb.startswith(("Get", "List", "Describe", "Lookup"))
 
 
 def _iam_expressible(glob: str) -> bool:

@@ -46,14 +46,21 @@ def function_name(account: AccountConfig) -> str:
 
 
 def environment_variables(
-    account: AccountConfig, topic_arn: str, table_name: str, kms_key_arn: str | None = None
+    account: AccountConfig,
+    topic_arn: str,
+    table_name: str,
+    kms_key_arn: str | None = None,
+    review_queue_url: str | None = None,
 ) -> dict[str, str]:
     """Everything the function reads from its environment (all strings).
 
     ``kms_key_arn`` is the stack's key; with the trail's name and bucket it lets the function
     recognise tampering with the detector's own trail (TRAIL_* and DETECTOR_KMS_KEY_ARN).
+    ``review_queue_url``: the exposure review's queue (REVIEW_QUEUE_URL), when deployed.
     """
+    review = {"REVIEW_QUEUE_URL": review_queue_url} if review_queue_url else {}
     return {
+        **review,
         **detector_context(account, kms_key_arn).to_environment(),
         "ALERT_TOPIC_ARN": topic_arn,
         "REMEDIATION_MODE": account.remediation_mode,
@@ -69,6 +76,8 @@ def environment_variables(
         "SENSITIVE_TAG_VALUES": ",".join(account.sensitive_tag_values),
         "IDEMPOTENCY_TABLE": table_name,
         "LOG_LEVEL": account.log_level,
+        "TRUSTED_PRINCIPALS": json.dumps(list(account.trusted_principals)),
+        "ACTOR_HISTORY_SECONDS": str(account.actor_history_seconds),
     }
 
 
@@ -126,6 +135,8 @@ class ResponseFunction(Construct):
         kms_key_arn: str,
         topic_arn: str,
         dead_letter_queue_arn: str,
+        review_queue_url: str | None = None,
+        review_queue_arn: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         name = function_name(account)
@@ -167,6 +178,7 @@ class ResponseFunction(Construct):
                 table_arn=self.table.arn,
                 dead_letter_queue_arn=dead_letter_queue_arn,
                 log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+                review_queue_arn=review_queue_arn,
             ),
             account.exception_buckets,
         )
@@ -187,7 +199,9 @@ class ResponseFunction(Construct):
             timeout=account.function_timeout_seconds,
             reserved_concurrency=account.reserved_concurrency,
             kms_key_arn=kms_key_arn,
-            variables=environment_variables(account, topic_arn, self.table.name, kms_key_arn),
+            variables=environment_variables(
+                account, topic_arn, self.table.name, kms_key_arn, review_queue_url
+            ),
             dead_letter_arn=dead_letter_queue_arn,
             log_group=self.log_group,
             policy=policy,

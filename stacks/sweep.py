@@ -54,11 +54,16 @@ def schedule_expression(interval_minutes: int) -> str:
 
 
 def sweep_environment(
-    account: AccountConfig, topic_arn: str, table_name: str, kms_key_arn: str, work_queue_url: str
+    account: AccountConfig,
+    topic_arn: str,
+    table_name: str,
+    kms_key_arn: str,
+    work_queue_url: str,
+    review_queue_url: str | None = None,
 ) -> dict[str, str]:
     """The response function's variables (same contract) plus the sweep's own."""
     return {
-        **environment_variables(account, topic_arn, table_name, kms_key_arn),
+        **environment_variables(account, topic_arn, table_name, kms_key_arn, review_queue_url),
         "SWEEP_WORK_QUEUE_URL": work_queue_url,
         "SWEEP_FANOUT_THRESHOLD": str(account.sweep_fanout_threshold),
         "SWEEP_THREADS": str(account.sweep_threads),
@@ -80,6 +85,8 @@ class SweepFunction(Construct):
         topic_arn: str,
         table_arn: str,
         table_name: str,
+        review_queue_url: str | None = None,
+        review_queue_arn: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         name = function_name(account)
@@ -132,6 +139,7 @@ class SweepFunction(Construct):
                 work_queue_arn=self.queue.arn,
                 dead_letter_queue_arn=self.dead_letters.arn,
                 log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+                review_queue_arn=review_queue_arn,
             ),
             account.exception_buckets,
         )
@@ -153,7 +161,9 @@ class SweepFunction(Construct):
             # One scheduled run plus the workers the event source may start.
             reserved_concurrency=account.sweep_worker_concurrency + 1,
             kms_key_arn=kms_key_arn,
-            variables=sweep_environment(account, topic_arn, table_name, kms_key_arn, self.queue.url),
+            variables=sweep_environment(
+                account, topic_arn, table_name, kms_key_arn, self.queue.url, review_queue_url
+            ),
             dead_letter_arn=self.dead_letters.arn,
             log_group=self.log_group,
             policy=policy,

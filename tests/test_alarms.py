@@ -67,9 +67,14 @@ def test_every_alarm_notifies_the_alert_topic_both_ways(stacks):
 
 def test_the_set_of_alarms(stacks):
     full = {"function-errors", "function-throttles", "dead-letters", "sweep-missed", "sweep-errors",
-            "sweep-dead-letters"}  # fmt: skip
+            "sweep-dead-letters", "review-dead-letters"}  # fmt: skip
     assert set(alarms(stacks["security-prod"])) == full
-    assert set(alarms(stacks["quiet"])) == {"function-errors", "function-throttles", "dead-letters"}
+    assert set(alarms(stacks["quiet"])) == {
+        "function-errors",
+        "function-throttles",
+        "dead-letters",
+        "review-dead-letters",
+    }
 
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])

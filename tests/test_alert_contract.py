@@ -68,7 +68,7 @@ LIVE_SYNTAX = re.compile(
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s)]*")
 HEADERS = (
     "WHAT HAPPENED",
-    "WHO",
+    "WHO, AND HAVE THEY DONE THIS BEFORE",
     "WHEN",
     "STATE NOW",
     "SEVERITY",

@@ -3,6 +3,8 @@
 Rules: no "*" action anywhere; no "*" resource on any write, except the one action IAM
 gives no resource type (s3:PutAccountPublicAccessBlock), granted only in enforce mode with
 account-level remediation allowed; every API call in handlers/permissions.py is granted.
+The reads IAM gives no resource type (cloudtrail:LookupEvents, s3:ListAllMyBuckets) sit in
+statements whose Sid says so. The exposure review reads objects only of the log buckets.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ import json
 
 import pytest
 
-from handlers.permissions import MODES, calls_for
+from handlers.permissions import MODES, calls_for, review_calls
 from stacks.config import load_config
-from stacks.iam_policy import PolicyTargets, response_function_policy
+from stacks.iam_policy import (
+    PolicyTargets,
+    ReviewPolicyTargets,
+    response_function_policy,
+    review_function_policy,
+)
 from stacks.synth import synth_config
 
 TARGETS = PolicyTargets(
@@ -25,6 +32,19 @@ TARGETS = PolicyTargets(
     table_arn="arn:aws:dynamodb:eu-west-1:111111111111:table/seen",
     dead_letter_queue_arn="arn:aws:sqs:eu-west-1:111111111111:dlq",
     log_group_arn="arn:aws:logs:eu-west-1:111111111111:log-group:/aws/lambda/fn",
+    review_queue_arn="arn:aws:sqs:eu-west-1:111111111111:review-requests",
+)
+REVIEW_TARGETS = ReviewPolicyTargets(
+    partition="aws",
+    account_id="111111111111",
+    topic_arn=TARGETS.topic_arn,
+    key_arn=TARGETS.key_arn,
+    table_arn=TARGETS.table_arn,
+    review_queue_arn="arn:aws:sqs:eu-west-1:111111111111:review-requests",
+    dead_letter_queue_arn="arn:aws:sqs:eu-west-1:111111111111:review-dlq",
+    log_group_arn="arn:aws:logs:eu-west-1:111111111111:log-group:/aws/lambda/review",
+    trail_arn="arn:aws:cloudtrail:eu-west-1:111111111111:trail/detector",
+    trail_bucket="detector-trail-logs",
 )
 NO_RESOURCE_TYPE_WRITES = {"s3:PutAccountPublicAccessBlock"}
 RESOURCE_FOR = {
@@ -34,12 +54,17 @@ RESOURCE_FOR = {
     "topic": TARGETS.topic_arn,
     "key": TARGETS.key_arn,
     "table": TARGETS.table_arn,
+    "history": "*",
+    "review-queue": "arn:aws:sqs:eu-west-1:111111111111:review-requests",
+    "log-bucket": "arn:aws:s3:::access-logs-eu",
+    "log-object": "arn:aws:s3:::access-logs-eu/public-site/2026-12-03-10-00-00-ABC",
+    "trail": REVIEW_TARGETS.trail_arn,
 }
 COMBINATIONS = [(mode, allow) for mode in MODES for allow in (False, True) if mode == "enforce" or not allow]
 
 
 def is_read(action: str) -> bool:
-    return action.split(":", 1)[1].startswith(("Get", "List", "Describe"))
+    return action.split(":", 1)[1].startswith(("Get", "List", "Describe", "Lookup"))
 
 
 def statements(policy: dict) -> list[dict]:
@@ -71,6 +96,10 @@ def assert_least_privilege(policy: dict, mode: str, allow_account: bool) -> None
         if statement["Effect"] != "Allow":
             continue
         writes = [a for a in statement["Action"] if not is_read(a)]
+        if "*" in statement["Resource"]:
+            assert "NoResourceType" in statement["Sid"] or statement["Sid"].startswith(
+                "AccountBlockPublic"
+            ), statement
         if "*" in statement["Resource"] and writes:
             assert set(writes) <= NO_RESOURCE_TYPE_WRITES, statement
             assert mode == "enforce" and allow_account, statement
@@ -140,3 +169,24 @@ def test_deployed_policies_are_least_privilege(synthesized):
         for call in calls_for(account.remediation_mode, account.allow_account_remediation):
             granted = [s for s in statements(function_policy) if call.iam_action in s["Action"]]
             assert granted, call
+
+
+def test_the_review_reads_objects_of_log_buckets_only() -> None:
+    policy = review_function_policy(REVIEW_TARGETS, ("access-logs-*",))
+    assert_least_privilege(policy, "off", False)
+    for call in review_calls():
+        assert allowed(policy, call.iam_action, RESOURCE_FOR[call.resource]), call
+    assert allowed(policy, "s3:GetObject", "arn:aws:s3:::detector-trail-logs/AWSLogs/x.json.gz")
+    assert allowed(policy, "s3:GetBucketLogging", "arn:aws:s3:::any-bucket")
+    assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::customer-data/secret.csv")
+    assert not allowed(policy, "s3:ListBucket", "arn:aws:s3:::customer-data")
+    assert not any(
+        is_read(a) is False and a.startswith("s3:") for s in statements(policy) for a in s["Action"]
+    )
+
+
+def test_without_log_buckets_or_trail_the_review_reads_no_objects() -> None:
+    targets = ReviewPolicyTargets(**{**REVIEW_TARGETS.__dict__, "trail_arn": None, "trail_bucket": None})
+    policy = review_function_policy(targets, ())
+    assert not any("s3:GetObject" in s["Action"] for s in statements(policy))
+    assert not any("cloudtrail:GetEventSelectors" in s["Action"] for s in statements(policy))

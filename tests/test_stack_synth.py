@@ -42,13 +42,17 @@ def stacks(tmp_path_factory) -> dict[str, dict]:
 
 
 def resources(stack: dict, kind: str) -> list[dict]:
-    """The stack's resources of ``kind``, without the scheduled sweep's.
+    """The stack's resources of ``kind``, without the scheduled sweep's and the exposure review's.
 
     The sweep (a second function, log group, schedule rule and target, queues, role) is asserted
-    in tests/test_sweep_stack.py, its alarms in tests/test_alarms.py.
+    in tests/test_sweep_stack.py, its alarms in tests/test_alarms.py; the review (a third function,
+    its queue and role) in tests/test_review_stack.py.
     """
     found = stack.get("resource", {}).get(kind, {}).values()
-    return [r for r in found if "/sweep/" not in r.get("//", {}).get("metadata", {}).get("path", "")]
+    others = ("/sweep/", "/review/", "/review-queue/")
+    return [
+        r for r in found if not any(o in r.get("//", {}).get("metadata", {}).get("path", "") for o in others)
+    ]
 
 
 def one(stack: dict, kind: str) -> dict:

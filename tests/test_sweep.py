@@ -163,5 +163,6 @@ def test_each_mode_alerts_exactly_the_exposed_unexcepted_buckets(estate, mode: s
         "BucketErrors": 0,
         "AlertsSent": len(built.alerting()),
         "BucketsEnqueued": 0,
+        "ReviewsRequested": 0,  # no review queue configured here
     }
     assert emf[DIMENSION] == "prod-payments" and emf["sweepMode"] == "scheduled"

@@ -158,6 +158,7 @@ def test_role_grants_every_sweep_call_on_its_resource_and_nothing_more(stacks, n
         "key": ref(stack, "aws_kms_key", "encryption_key_"),
         "table": ref(stack, "aws_dynamodb_table", "response_idempotency-table_"),
         "queue": ref(stack, "aws_sqs_queue", "sweep_work-queue_"),
+        "review-queue": ref(stack, "aws_sqs_queue", "review-queue_requests_"),
     }
     for call in sweep_calls_for(mode):
         assert allowed(policy, call.iam_action, resource_for[call.resource]), call

@@ -20,6 +20,7 @@ from handlers.records import (
     client_kind,
     failed,
     object_key,
+    session_context,
 )
 
 
@@ -84,6 +85,7 @@ def make_finding(
         reasons=reasons,
         error=error,
         errorMessage=as_text(record.get("errorMessage")) if error else None,
+        session=session_context(record),
     )
 
 
