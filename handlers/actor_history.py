@@ -219,7 +219,7 @@ def actor_history(
     start = end - timedelta(days=WINDOW_DAYS)
     account = str(finding.get("account") or "")
     key = {"pk": {"S": f"actor#{account}#{_digest(principal.arn)}"}}
-    cached, cache = _cache_read(table, region, key)
+    cached, cache = _cache_read(table, region, key, now)
     if cached is not None and not cached.newest <= end:
         cached = None  # read up to a later event than this one: its counts would include the future
     since = cached.newest if cached is not None else start
@@ -371,7 +371,9 @@ def _result(
 # ---- the cache ---------------------------------------------------------------------------------------
 
 
-def _cache_read(table: str | None, region: str, key: dict[str, Any]) -> tuple[Summary | None, str]:
+def _cache_read(
+    table: str | None, region: str, key: dict[str, Any], now: datetime
+) -> tuple[Summary | None, str]:
     if not table:
         return None, "off"
     try:
@@ -384,7 +386,7 @@ def _cache_read(table: str | None, region: str, key: dict[str, Any]) -> tuple[Su
     if not isinstance(stored, Mapping):
         return None, "miss"
     expires = stored.get("expires_at", {}).get("N") if isinstance(stored.get("expires_at"), Mapping) else None
-    if not isinstance(expires, str) or not expires.isdigit() or int(expires) < time.time():
+    if not isinstance(expires, str) or not expires.isdigit() or int(expires) < now.timestamp():
         return None, "miss"  # DynamoDB deletes expired items late: treat them as gone
     summary = Summary.from_item((stored.get("summary") or {}).get("S"))
     return (summary, "hit") if summary is not None else (None, "miss")

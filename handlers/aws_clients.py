@@ -93,8 +93,16 @@ def add_client_hook(hook: ClientHook) -> None:
         _hooks.append(hook)
 
 
-def reset_clients() -> None:
-    """Forget cached clients and hooks (the session and its model cache stay), e.g. between tests."""
+def remove_client_hook(hook: ClientHook) -> None:
+    """Stop calling ``hook`` on new clients (clients it already saw keep what it did)."""
+    with _lock:
+        if hook in _hooks:
+            _hooks.remove(hook)
+
+
+def reset_clients(*, keep_hooks: bool = False) -> None:
+    """Forget cached clients and (unless ``keep_hooks``) hooks; the session and its model cache stay."""
     with _lock:
         _clients.clear()
-        _hooks.clear()
+        if not keep_hooks:
+            _hooks.clear()
