@@ -75,6 +75,7 @@ bench: bootstrap
 	$(PIPENV) run python -m benchmarks.synth_speed
 	$(PIPENV) run python -m benchmarks.detect_throughput
 	$(PIPENV) run python -m benchmarks.handler_cold_start
+	$(PIPENV) run python -m benchmarks.exposure_review_throughput
 
 clean:
 	rm -rf cdktf.out .pytest_cache .hypothesis build

@@ -346,7 +346,11 @@ def _review(
             row.review_expected = exposure_answers.write_access_logs(
                 server.client("s3", region), bucket, deployment.account_id, *window
             )
-        invocation = reviewer.invoke({"Records": [record]})
+        server.enforce_iam(True)  # the review role's own policy, as for the response function
+        try:
+            invocation = reviewer.invoke({"Records": [record]})
+        finally:
+            server.enforce_iam(False)
         if invocation.error:
             row.errors.append(f"review {invocation.error.get('type')}: {invocation.error.get('message')}")
         row.denied += [f"review {call}" for call in invocation.denied]

@@ -34,6 +34,7 @@ from handlers.cli_commands import (
     bucket_fix_command,
     bucket_undo_command,
     lookup_events_command,
+    ownership_enforced_command,
 )
 from handlers.exposure import BucketState, Read, assess_bucket, not_checked
 from handlers.exposure_ledger import LedgerEntry
@@ -274,13 +275,16 @@ def test_commands_round_trip_to_the_intended_argv(
         *("aws", "cloudtrail", "lookup-events", "--region", "us-east-1", "--lookup-attributes"),
         *("AttributeKey=Username,AttributeValue=bob@example.com", "--max-results", "50"),
     ]
-    intended = [argv_of(account_fix_command(ACCOUNT)), lookup]
+    # An ACL path: hardening names Object Ownership BucketOwnerEnforced, and account-level BPA.
+    intended = [
+        argv_of(account_fix_command(ACCOUNT)),
+        lookup,
+        argv_of(ownership_enforced_command(bucket, ACCOUNT)),
+    ]
     if status in ("applied", "would-apply"):
         intended.append(argv_of(undo))
     if status == "would-apply":
         intended.append(argv_of(remediation["fix"]))
-    if status == "skipped":
-        intended.append(argv_of(bucket_fix_command(bucket, ACCOUNT)))
     assert_safe_text(alert["text"], intended)
     assert sorted(shlex.split(c) for c in alerts.command_lines(alert["text"])) == sorted(intended)
 
@@ -448,6 +452,7 @@ def test_any_values_give_a_safe_body_and_a_valid_message(
         for command in (
             account_fix_command(ACCOUNT),
             bucket_fix_command(bucket, ACCOUNT),
+            ownership_enforced_command(bucket, ACCOUNT),  # hardening an ACL path
             lookup_events_command(region_for_links, "Username", alerts.actor_username(actor)),
         )
         if command

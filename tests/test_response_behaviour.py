@@ -418,13 +418,13 @@ def test_alert_body_has_who_when_why_and_links(world: World) -> None:
     for expected in (
         "Actor: arn:aws:sts::111122223333:assumed-role/dev-admin/alice",
         "Source IP: 198.51.100.23",
-        "(cli)",
+        "Origin: the AWS CLI",
         "Event time: 2026-11-02T09:14:23Z",
         "Why: statement 'PublicRead' allows read to *",
         "AttributeKey=Username,AttributeValue=alice",
         f"https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1#/events/{record['eventID']}",
         f"https://s3.console.aws.amazon.com/s3/buckets/{BUCKET}?region=us-east-1&tab=permissions",
-        "exposure window 2026-11-02T09:14:23Z -> ",
+        "Exposure window 2026-11-02T09:14:23Z -> ",
     ):
         assert expected in text
     assert alert.attributes["remediation"] == "applied" and alert.attributes["bucket"] == BUCKET
