@@ -139,6 +139,22 @@ def write_access_logs(s3: Any, bucket: str, account: str, start: datetime, end: 
     return {"anonymousInWindow": 4, "anonymousServed": 3, "ips": 3, "internal": 2}
 
 
+def forget_reviews(s3: Any, dynamodb: Any, table: str | None, account: str, bucket: str) -> None:
+    """Remove the log objects and review items an earlier event left for a bucket of this name."""
+    listed = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix=f"{bucket}/").get("Contents", [])
+    if listed:
+        s3.delete_objects(Bucket=LOG_BUCKET, Delete={"Objects": [{"Key": o["Key"]} for o in listed]})
+    if not table:
+        return
+    items = dynamodb.scan(
+        TableName=table,
+        FilterExpression="begins_with(pk, :prefix)",
+        ExpressionAttributeValues={":prefix": {"S": f"review#{account}#{bucket}#"}},
+    ).get("Items", [])
+    for item in items:
+        dynamodb.delete_item(TableName=table, Key={"pk": item["pk"]})
+
+
 def take_review_requests(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     """Every review request waiting on the deployed review queue, as SQS event records."""
     records: list[dict[str, Any]] = []

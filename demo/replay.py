@@ -276,8 +276,9 @@ def replay_one(
     findings = classify(record, from_environment(deployment.function.environment))
     target_bucket = (findings[0]["bucket"] if findings else None) or bucket_name(record)
     scope = findings[0]["scope"] if findings else "bucket"
+    logging_on = False
     if reviewer is not None and target_bucket and scope in ("bucket", "object"):
-        exposure_answers.enable_logging(server.client("s3", region), target_bucket)
+        logging_on = exposure_answers.enable_logging(server.client("s3", region), target_bucket)
     if mode != "enforce":  # the other modes must leave it as the replay made it
         row.bpa_before = read_bpa(server, deployment, scope, target_bucket, region)
     row.t_event = time.time()
@@ -311,7 +312,7 @@ def replay_one(
             row.t_alert = sent
             row.subject = subject
     if reviewer is not None and deployment.function.environment.get("REVIEW_QUEUE_URL"):
-        _review(server, deployment, reviewer, row, region)
+        _review(server, deployment, reviewer, row, logging_on)
     if row.alerts:
         first = row.alerts[0]
         history = first.get("actorHistory") or {}
@@ -334,18 +335,35 @@ def replay_one(
 
 
 def _review(
-    server: MotoServer, deployment: Deployment, reviewer: Container, row: EventRow, region: str
+    server: MotoServer, deployment: Deployment, reviewer: Container, row: EventRow, logging_on: bool
 ) -> None:
-    """Hand each review request the function sent to the review function; read its follow-up alert."""
+    """Hand each review request the function sent to the review function; read its follow-up alert.
+
+    ``logging_on``: the bucket logs to the demo's log bucket (one in another region cannot: S3
+    delivers access logs within a region), so its window gets a log object and its review must
+    count it exactly; otherwise the review must say it cannot tell.
+    """
     queue_url = deployment.function.environment["REVIEW_QUEUE_URL"]
     sqs = server.client("sqs", deployment.home_region)
+    s3 = server.client("s3", deployment.home_region)
     for record in exposure_answers.take_review_requests(sqs, queue_url):
         window = exposure_answers.window_of(record["body"])
         bucket = str(json.loads(record["body"]).get("bucket") or "")
-        if window and bucket:
+        # Each event starts afresh: an earlier event's log object or review of a bucket of the same
+        # name (replayed within the same second) must not count here.
+        exposure_answers.forget_reviews(
+            s3,
+            server.client("dynamodb", deployment.function.region),
+            deployment.function.environment.get("IDEMPOTENCY_TABLE"),
+            deployment.account_id,
+            bucket,
+        )
+        if window and bucket and logging_on:
             row.review_expected = exposure_answers.write_access_logs(
-                server.client("s3", region), bucket, deployment.account_id, *window
+                s3, bucket, deployment.account_id, *window
             )
+        elif window and bucket:
+            row.review_expected = {"noEvidence": 1}
         server.enforce_iam(True)  # the review role's own policy, as for the response function
         try:
             invocation = reviewer.invoke({"Records": [record]})
@@ -486,7 +504,10 @@ def problems(result: PassResult) -> list[str]:
             found.append(f"{where}: no alert arrived on the topic's SQS subscription")
         if row.verdict != row.label:
             found.append(f"{where}: verdict {row.verdict!r}, labelled {row.label!r}")
-        if result.mode == "enforce" and row.review_expected:
+        if result.mode == "enforce" and row.review_expected.get("noEvidence"):
+            if row.review != "no-evidence":
+                found.append(f"{where}: exposure review {row.review!r} where no evidence source exists")
+        elif result.mode == "enforce" and row.review_expected:
             report = row.review_report
             anonymous = (report.get("anonymous") or {}).get("requests")
             if row.review != "read" or anonymous != row.review_expected["anonymousInWindow"]:

@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -49,6 +48,7 @@ from handlers import aws_clients
 from handlers.cli_commands import logging_enable_command
 from handlers.exposure_review import STATE_BUDGET_CHARS, ReviewAccumulator, summary_line
 from handlers.finding import SEVERITY_ORDER
+from handlers.response import configure_logging
 from handlers.response_config import ConfigError, Settings, load_settings
 from handlers.review_queue import REVIEW_KIND, TRIGGERS, review_request
 from handlers.review_sources import (
@@ -154,16 +154,6 @@ def reset_settings() -> None:
     """Forget cached settings (tests change the environment between cases)."""
     global _settings
     _settings = None
-
-
-def configure_logging(level: str) -> None:
-    """JSON lines at ``level``; outside Lambda (no root handler) write them to stdout."""
-    logger = logging.getLogger("handlers")
-    logger.setLevel(level)
-    if not logging.getLogger().handlers and not logger.handlers:
-        stream = logging.StreamHandler(sys.stdout)
-        stream.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(stream)
 
 
 def log_decision(decision: str, **fields: Any) -> None:

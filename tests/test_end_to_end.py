@@ -12,6 +12,7 @@ without them the module is skipped, saying which is missing. Never touches real 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -117,6 +118,30 @@ def test_enforce_closes_every_public_bucket(enforce_pass: PassResult) -> None:
     assert len(closable) >= 10, "the dataset should exercise remediation on many buckets"
     left_open = [f"{r.case_id}: {r.bpa_after} ({r.remediation})" for r in closable if r.bpa_after != ALL_ON]
     assert not left_open, "\n".join(left_open)
+
+
+@deploys
+def test_the_alert_answers_who_and_a_follow_up_answers_whether_data_was_read(
+    enforce_pass: PassResult,
+) -> None:
+    """Newcomers (no seeded history) are first-time, the regulars seen before, Terraform CI trusted;
+    every bucket the function closed gets a review: exact counts from its logs, or "cannot tell"."""
+    by_actor = {(r.case_id, r.history, r.trusted) for r in enforce_pass.rows if r.alerts}
+    assert {h for _, h, _ in by_actor} >= {"first-time", "seen-before"}
+    assert any(trusted for _, _, trusted in by_actor)
+    mallory = [
+        r for r in enforce_pass.rows if r.alerts and "mallory" in json.dumps(r.alerts[0].get("finding"))
+    ]
+    assert mallory and all(r.history == "first-time" for r in mallory)
+    reviewed = [r for r in enforce_pass.rows if r.review_expected]
+    assert len([r for r in reviewed if r.review == "read"]) >= 10
+    assert any(r.review == "no-evidence" for r in reviewed)  # a bucket in another region: no logs here
+    for row in (r for r in reviewed if r.review == "read"):
+        anonymous = row.review_report["anonymous"]
+        assert (anonymous["requests"], anonymous["succeeded"], anonymous["distinctIps"]) == (4, 3, 3), (
+            row.case_id
+        )
+        assert row.review_report["requests"]["internal"] == 2 and row.review_report["otherBuckets"] == 1
 
 
 @deploys
