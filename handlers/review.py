@@ -1135,8 +1135,8 @@ def _body(
             lines.append(f"{alerts.COMMAND_PREFIX}{fix}")
         else:
             lines.append(
-                "      (no command: set REVIEW_LOG_TARGET_BUCKET to a log bucket of this account in the "
-                "bucket's region to get one here)"
+                "      (no command: name a log bucket of this account, in the bucket's region, first in "
+                "review.log_buckets to get one here)"
             )
 
     lines += ["", f"SEVERITY: {severity.upper()} - {inline(severity_reason, caps.key)}"]

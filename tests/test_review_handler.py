@@ -253,7 +253,7 @@ def test_without_a_known_log_bucket_the_fix_is_described_not_guessed(world: Worl
     invoke(world, request())
     text = single_alert(world).text
     assert command_lines(text) == []
-    assert "REVIEW_LOG_TARGET_BUCKET" in text
+    assert "review.log_buckets" in text
 
 
 def test_an_unreadable_log_bucket_is_reported_in_the_alert(world: World) -> None:
