@@ -81,6 +81,31 @@ def environment_variables(
     }
 
 
+def log_group_and_role(
+    scope: Construct, account: AccountConfig, name: str, kms_key_arn: str, description: str
+) -> tuple[CloudwatchLogGroup, IamRole, str]:
+    """A function's encrypted log group and its role (only Lambda, for this account, may assume it).
+
+    Returns both and the log group's ARN, which the function's policy scopes its log writes to.
+    """
+    log_group = CloudwatchLogGroup(
+        scope,
+        "log-group",
+        name=f"/aws/lambda/{name}",
+        retention_in_days=account.function_log_retention_days,
+        kms_key_id=kms_key_arn,
+    )
+    role = IamRole(
+        scope,
+        "role",
+        name=f"{name}-role",
+        description=description,
+        assume_role_policy=json.dumps(lambda_assume_role_policy(account.account_id)),
+    )
+    p, region, acct = account.partition, account.home_region, account.account_id
+    return log_group, role, f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}"
+
+
 def handler_function(
     scope: Construct,
     *,
@@ -140,7 +165,7 @@ class ResponseFunction(Construct):
     ) -> None:
         super().__init__(scope, id)
         name = function_name(account)
-        p, region, acct = account.partition, account.home_region, account.account_id
+        p, acct = account.partition, account.account_id
 
         self.table = DynamodbTable(
             self,
@@ -153,19 +178,8 @@ class ResponseFunction(Construct):
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=kms_key_arn),
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
         )
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log-group",
-            name=f"/aws/lambda/{name}",
-            retention_in_days=account.function_log_retention_days,
-            kms_key_id=kms_key_arn,
-        )
-        self.role = IamRole(
-            self,
-            "role",
-            name=f"{name}-role",
-            description="Runs the S3 public-exposure response function",
-            assume_role_policy=json.dumps(lambda_assume_role_policy(acct)),
+        self.log_group, self.role, log_group_arn = log_group_and_role(
+            self, account, name, kms_key_arn, "Runs the S3 public-exposure response function"
         )
         self.policy_document = response_function_policy(
             account.remediation_mode,
@@ -177,7 +191,7 @@ class ResponseFunction(Construct):
                 key_arn=kms_key_arn,
                 table_arn=self.table.arn,
                 dead_letter_queue_arn=dead_letter_queue_arn,
-                log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+                log_group_arn=log_group_arn,
                 review_queue_arn=review_queue_arn,
             ),
             account.exception_buckets,

@@ -18,17 +18,15 @@ from __future__ import annotations
 import json
 
 from stacks.bindings import (
-    CloudwatchLogGroup,
     Construct,
-    IamRole,
     IamRolePolicy,
     LambdaEventSourceMapping,
     LambdaEventSourceMappingScalingConfig,
     SqsQueue,
 )
 from stacks.config import AccountConfig
-from stacks.iam_policy import ReviewPolicyTargets, lambda_assume_role_policy, review_function_policy
-from stacks.response_function import environment_variables, handler_function
+from stacks.iam_policy import ReviewPolicyTargets, review_function_policy
+from stacks.response_function import environment_variables, handler_function, log_group_and_role
 from stacks.trail import log_bucket_name, trail_arn
 
 HANDLER = "handlers.review.handler"
@@ -88,20 +86,13 @@ class ReviewFunction(Construct):
     ) -> None:
         super().__init__(scope, id)
         name = function_name(account)
-        p, region, acct = account.partition, account.home_region, account.account_id
-        self.log_group = CloudwatchLogGroup(
+        p, acct = account.partition, account.account_id
+        self.log_group, self.role, log_group_arn = log_group_and_role(
             self,
-            "log-group",
-            name=f"/aws/lambda/{name}",
-            retention_in_days=account.function_log_retention_days,
-            kms_key_id=kms_key_arn,
-        )
-        self.role = IamRole(
-            self,
-            "role",
-            name=f"{name}-role",
-            description="Reviews S3 access logs and data events for the time a bucket was public",
-            assume_role_policy=json.dumps(lambda_assume_role_policy(acct)),
+            account,
+            name,
+            kms_key_arn,
+            "Reviews S3 access logs and data events for the time a bucket was public",
         )
         self.policy_document = review_function_policy(
             ReviewPolicyTargets(
@@ -112,7 +103,7 @@ class ReviewFunction(Construct):
                 table_arn=table_arn,
                 review_queue_arn=queue.queue.arn,
                 dead_letter_queue_arn=queue.dead_letters.arn,
-                log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+                log_group_arn=log_group_arn,
                 trail_arn=trail_arn(account) if account.create_trail else None,
                 trail_bucket=log_bucket_name(account) if account.create_trail else None,
             ),

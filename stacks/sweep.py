@@ -22,9 +22,7 @@ from stacks.bindings import (
     CloudwatchEventRule,
     CloudwatchEventTarget,
     CloudwatchEventTargetRetryPolicy,
-    CloudwatchLogGroup,
     Construct,
-    IamRole,
     IamRolePolicy,
     LambdaEventSourceMapping,
     LambdaEventSourceMappingScalingConfig,
@@ -33,8 +31,8 @@ from stacks.bindings import (
     SqsQueue,
 )
 from stacks.config import AccountConfig
-from stacks.iam_policy import SweepPolicyTargets, lambda_assume_role_policy, sweep_function_policy
-from stacks.response_function import environment_variables, handler_function
+from stacks.iam_policy import SweepPolicyTargets, sweep_function_policy
+from stacks.response_function import environment_variables, handler_function, log_group_and_role
 
 HANDLER = "handlers.sweep.handler"
 MEMORY_MB = 1024  # CPU scales with memory: boto3 parsing of ~6 calls per bucket is the bottleneck
@@ -90,7 +88,7 @@ class SweepFunction(Construct):
     ) -> None:
         super().__init__(scope, id)
         name = function_name(account)
-        p, region, acct = account.partition, account.home_region, account.account_id
+        p, acct = account.partition, account.account_id
 
         self.dead_letters = SqsQueue(
             self,
@@ -114,19 +112,8 @@ class SweepFunction(Construct):
                 {"deadLetterTargetArn": self.dead_letters.arn, "maxReceiveCount": MAX_RECEIVES}
             ),
         )
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log-group",
-            name=f"/aws/lambda/{name}",
-            retention_in_days=account.function_log_retention_days,
-            kms_key_id=kms_key_arn,
-        )
-        self.role = IamRole(
-            self,
-            "role",
-            name=f"{name}-role",
-            description="Runs the scheduled S3 public-exposure sweep",
-            assume_role_policy=json.dumps(lambda_assume_role_policy(acct)),
+        self.log_group, self.role, log_group_arn = log_group_and_role(
+            self, account, name, kms_key_arn, "Runs the scheduled S3 public-exposure sweep"
         )
         self.policy_document = sweep_function_policy(
             account.remediation_mode,
@@ -138,7 +125,7 @@ class SweepFunction(Construct):
                 table_arn=table_arn,
                 work_queue_arn=self.queue.arn,
                 dead_letter_queue_arn=self.dead_letters.arn,
-                log_group_arn=f"arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/{name}",
+                log_group_arn=log_group_arn,
                 review_queue_arn=review_queue_arn,
             ),
             account.exception_buckets,
