@@ -11,6 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 CHECKOV := .tools/checkov/bin/checkov
+NPM := $(shell command -v npm 2>/dev/null)
 
 # Offline Terraform: when TF_PROVIDER_MIRROR is not given, use a hashicorp/aws provider mirror
 # found on this machine, if any (its root holds registry.terraform.io/). Empty means download.
@@ -23,12 +24,22 @@ export TF_PROVIDER_MIRROR
 
 .PHONY: bootstrap demo demo-real-account detect-dataset test detect lint snapshot plan validate synth bench clean
 
-bootstrap: $(VENV)/.synced $(CHECKOV)
+bootstrap: $(VENV)/.synced $(CHECKOV) $(if $(NPM),node_modules/.bootstrapped,npm-missing)
 
 $(VENV)/.synced: Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
 	$(PIPENV) sync --dev
 	@touch $@
+
+# The cdktf CLI pinned in package-lock.json, for make deploy/diff/destroy/deploy-local only (the
+# demo and the tests run without it). Installed with npm ci when npm is on PATH.
+node_modules/.bootstrapped: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: npm-missing
+npm-missing:
+	@echo "note: npm is not on PATH: skipped the cdktf CLI (make deploy/diff/destroy need it; demo and tests do not)"
 
 # checkov lives in its own venv: its pins (boto3, networkx, ...) would fight the app's.
 $(CHECKOV):
@@ -76,6 +87,22 @@ bench: bootstrap
 	$(PIPENV) run python -m benchmarks.detect_throughput
 	$(PIPENV) run python -m benchmarks.handler_cold_start
 	$(PIPENV) run python -m benchmarks.exposure_review_throughput
+	$(PIPENV) run python -m benchmarks.sink_latency
+	$(PIPENV) run python -m benchmarks.detect_sources_throughput
+
+# The pinned cdktf CLI with the offline Terraform config (provider from TF_PROVIDER_MIRROR when set):
+#   make deploy STACK=<name> [ARGS=--auto-approve]   make diff STACK=<name>   make destroy STACK=<name>
+.PHONY: deploy diff destroy deploy-local stack-required
+deploy diff destroy: stack-required bootstrap
+	$(PIPENV) run python scripts/cdktf_cli.py $@ $(STACK) $(ARGS)
+
+stack-required:
+	@test -n "$(STACK)" || { echo "error: make $(MAKECMDGOALS) needs STACK=<name>, an [[accounts]] name in detector.toml (e.g. STACK=sandbox)" >&2; exit 2; }
+
+# The demo stack deployed by cdktf to a local moto server; prints outputs, stops moto by PID.
+#   make deploy-local [ARGS="--diff --destroy"]
+deploy-local: bootstrap
+	$(PIPENV) run python scripts/deploy_local.py $(ARGS)
 
 clean:
 	rm -rf cdktf.out .pytest_cache .hypothesis build

@@ -1,7 +1,7 @@
 """The local AWS emulator: a moto server on 127.0.0.1, on a free port, stopped by its PID.
 
-moto runs in its own process (``python -m moto.server``) and its own session, so a Ctrl-C
-in the terminal does not kill it before the stack is destroyed; :meth:`MotoServer.stop`
+moto runs in its own process (``moto.server`` through :mod:`demo.moto_server`) and its own
+session, so a Ctrl-C in the terminal does not kill it before the stack is destroyed; :meth:`MotoServer.stop`
 ends it by PID. Every request lands in one account (``MOTO_ACCOUNT_ID``), the account the
 demo config deploys to, whatever access key the caller signs with.
 
@@ -75,7 +75,15 @@ class MotoServer:
         env = {**os.environ, "MOTO_ACCOUNT_ID": self.account_id}
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+            # moto.server with a gap closed (demo/moto_server.py: schedule rules and bus events)
+            [
+                sys.executable,
+                str(Path(__file__).with_name("moto_server.py")),
+                "-H",
+                HOST,
+                "-p",
+                str(self.port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -13,7 +13,8 @@ refused calls and when the bucket was closed.
 
 An optional second argument names a JSON file of CloudTrail records: the emulator has no
 ``LookupEvents``, so CloudTrail clients get the local fake (:mod:`lookup_events_fake`, in this
-directory) answering from those records in AWS's documented shapes.
+directory) answering from those records in AWS's documented shapes. Nor has it Security Hub's
+``BatchUpdateFindings``: :func:`security_hub_gaps` answers it in AWS's documented shape.
 """
 
 from __future__ import annotations
@@ -95,6 +96,29 @@ def observe(calls: list[dict[str, Any]]) -> Any:
     return hook
 
 
+def security_hub_gaps(client: Any) -> None:
+    """The emulator has no ``BatchUpdateFindings``: answer it as AWS documents (every finding
+    processed), so the function's workflow updates go through. Imports and reads reach moto."""
+    if client.meta.service_model.service_name != "securityhub":
+        return
+
+    def answer(model: Any, params: dict[str, Any], **_: Any) -> Any:
+        if model.name != "BatchUpdateFindings":
+            return None
+        body = json.loads(params.get("body") or b"{}")
+        return _Http(), {"ProcessedFindings": body.get("FindingIdentifiers", []), "UnprocessedFindings": []}
+
+    client.meta.events.register("before-call", answer)
+
+
+class _Http:
+    """The HTTP response botocore expects beside an answer given before the call."""
+
+    def __init__(self) -> None:
+        self.status_code = 200
+        self.headers: dict[str, str] = {}
+
+
 def lookup_events_from(path: str) -> Any:
     """A client hook giving CloudTrail clients the fake LookupEvents seeded from ``path``."""
     from lookup_events_fake import LookupEventsFake  # this script's directory is on sys.path
@@ -126,6 +150,7 @@ def main() -> int:
         seam = importlib.import_module("handlers.aws_clients")
         seam.add_client_hook(reach_emulator)
         seam.add_client_hook(observe(calls))
+        seam.add_client_hook(security_hub_gaps)
         if len(sys.argv) > 2:
             seam.add_client_hook(lookup_events_from(sys.argv[2]))
         init_error = None

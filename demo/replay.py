@@ -30,6 +30,7 @@ from demo.emulator import HarnessClients, MotoServer
 from demo.lambda_runtime import Container, Invocation, deployed_package, extract, runtime_environment
 from demo.replay_state import replay as replay_state
 from demo.role_scope import twin_role_credentials
+from demo.sink_capture import SinkCapture, SinkCounts
 from handlers.classify import classify
 from handlers.event_patterns import envelope
 from handlers.records import account_id, as_text, bucket_name, client_kind
@@ -55,6 +56,7 @@ class Deployment:
     capture_queue_url: str
     capture_subscription_arn: str
     review_function: deployed.DeployedFunction | None = None  # the exposure review, when deployed
+    sinks: SinkCapture | None = None  # the chat topic's and the default bus's capture queues
 
 
 @dataclass
@@ -99,6 +101,7 @@ class PassResult:
     mode: str
     rows: list[EventRow]
     seconds: float = 0.0
+    sinks: SinkCounts | None = None
 
 
 def read_deployment(
@@ -137,6 +140,13 @@ def read_deployment(
         queue_url,
         subscription,
         review,
+        SinkCapture(
+            server,
+            regions[0],
+            function.environment.get("CHAT_TOPIC_ARN"),
+            name,
+            function.environment.get("SECURITY_HUB") == "true",
+        ),
     )
 
 
@@ -203,6 +213,8 @@ def run_pass(
     clear_idempotency(server, deployment, env_vars.get("IDEMPOTENCY_TABLE"))
     reset_state(server, deployment, account_level=True)
     drain(server, deployment)
+    if deployment.sinks is not None:
+        deployment.sinks.reset()
     credentials = twin_role_credentials(
         server, deployment.function.role_arn, policy, session_name=f"demo-{mode}"
     )
@@ -234,7 +246,8 @@ def run_pass(
         container.stop()
         if reviewer is not None:
             reviewer.stop()
-    return PassResult(mode, rows, time.monotonic() - started)
+    sinks = deployment.sinks.collect() if deployment.sinks is not None else None
+    return PassResult(mode, rows, time.monotonic() - started, sinks)
 
 
 def _review_container(server: MotoServer, deployment: Deployment, workdir: Path, mode: str) -> Container:
@@ -531,6 +544,16 @@ def problems(result: PassResult) -> list[str]:
             found.append(
                 f"{where}: Block Public Access changed {row.bpa_before} -> {row.bpa_after} in {result.mode}"
             )
+    sinks = result.sinks
+    if sinks is not None:
+        # Every decision that reached the topic reaches the bus, the chat topic and Security Hub.
+        alerted = sum(len(r.alerts) for r in result.rows)
+        if sinks.events != alerted:
+            found.append(f"{result.mode}: {sinks.events} decision events on the bus for {alerted} alerts")
+        if sinks.chat_configured and sinks.chat != alerted:
+            found.append(f"{result.mode}: {sinks.chat} chat notifications for {alerted} alerts")
+        if sinks.hub_configured and alerted and not sinks.findings:
+            found.append(f"{result.mode}: no Security Hub finding for {alerted} alerts")
     return found
 
 

@@ -104,6 +104,7 @@ def summary(result: PassResult) -> str:
         f"{sum(r.trusted for r in rows)} trusted automation",
         f"  exposure reviews (follow-up alerts): {len(reviews)}"
         + (f"; e.g. {reviews[0].review_summary}" if reviews else ""),
+        *_sink_lines(result),
         f"  event -> alert:       {_ms(lat['alert'])}",
         f"  event -> remediation: {_ms(lat['remediation'])}",
         "  (emulator latency: the API call to the alert on the subscription; AWS adds CloudTrail's delivery)",
@@ -116,3 +117,15 @@ def summary(result: PassResult) -> str:
     else:
         lines.append("  no problems: every verdict matches its label")
     return "\n".join(lines)
+
+
+def _sink_lines(result: PassResult) -> list[str]:
+    """What reached the other sinks (demo/sink_capture.py)."""
+    sinks = result.sinks
+    if sinks is None:
+        return []
+    workflow = ", ".join(f"{n} {status}" for status, n in sorted(sinks.workflow.items())) or "none"
+    return [
+        f"  other sinks: {sinks.events} events on the default bus, {sinks.chat} chat notifications, "
+        f"{sinks.findings} Security Hub findings ({workflow})"
+    ]

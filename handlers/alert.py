@@ -31,7 +31,7 @@ import shlex
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from handlers import aws_clients
 from handlers.approvals import Approval
@@ -102,6 +102,8 @@ class Alert(TypedDict):
     text: str
     payload: dict[str, Any]
     attributes: dict[str, str]
+    # A stored alert's sinks still owed (handlers.sinks); absent: every configured sink.
+    sinks: NotRequired[list[str]]
 
 
 # ---- subject -------------------------------------------------------------------------------------

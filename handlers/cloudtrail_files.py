@@ -18,7 +18,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -40,6 +40,32 @@ MAX_ERRORS_PER_FILE = 10
 
 class InputError(Exception):
     """A file that cannot be read as JSON; the message names the file and the place."""
+
+
+@runtime_checkable
+class ByteSource(Protocol):
+    """Bytes that are not a local path (an S3 object, say), read through the same functions as a file.
+
+    ``name`` appears in messages; ``size`` (stored bytes, ``None`` when unknown) decides between
+    reading whole and streaming; :meth:`open` may be called more than once (a streamed file is
+    read twice) and returns a buffered stream with ``peek``, raising ``OSError`` on failure.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int | None: ...
+
+    def open(self) -> BinaryIO: ...
+
+
+Source = str | ByteSource
+
+
+def source_name(source: Source) -> str:
+    """What messages call ``source``: its path, or the byte source's name."""
+    return source if isinstance(source, str) else source.name
 
 
 @dataclass
@@ -86,18 +112,33 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def read_bounded(path: str, limit: int = IN_MEMORY_LIMIT) -> bytes | None:
-    """The whole (decompressed) content of ``path``, or ``None`` when it is larger than ``limit``.
+def read_bounded(source: Source, limit: int = IN_MEMORY_LIMIT) -> bytes | None:
+    """The whole (decompressed) content of ``source``, or ``None`` when it is larger than ``limit``.
 
     Gzip is recognised by its magic bytes; every member of a multi-member gzip file is read,
     and its CRC and length are checked. Raises :class:`InputError` naming the file.
     """
+    path = source_name(source)
     try:
-        with open(path, "rb") as handle:
-            # Compressed or not, a file this large on disk is larger still in text: stream it.
-            if os.fstat(handle.fileno()).st_size > limit:
+        if isinstance(source, str):
+            with open(source, "rb") as handle:
+                # Compressed or not, a file this large on disk is larger still in text: stream it.
+                if os.fstat(handle.fileno()).st_size > limit:
+                    return None
+                raw = handle.read()
+        else:
+            if source.size is not None and source.size > limit:
                 return None
-            raw = handle.read()
+            # In chunks: one read(limit + 1) would have the HTTP layer allocate that much up front.
+            parts: list[bytes] = []
+            stored = 0
+            with source.open() as handle:
+                while chunk := handle.read(CHUNK_CHARS):
+                    stored += len(chunk)
+                    if stored > limit:
+                        return None
+                    parts.append(chunk)
+            raw = b"".join(parts)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {_describe(exc)}") from exc
     if not raw.startswith(GZIP_MAGIC):
@@ -124,28 +165,32 @@ def read_bounded(path: str, limit: int = IN_MEMORY_LIMIT) -> bytes | None:
     return b"".join(parts)
 
 
-def open_binary(path: str) -> BinaryIO:
-    """``path`` opened for reading bytes, decompressed when it is gzip."""
+def open_binary(source: Source) -> BinaryIO:
+    """``source`` opened for reading bytes, decompressed when it is gzip."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-        magic = handle.read(2)
-        handle.seek(0)
+        if isinstance(source, str):
+            handle = open(source, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+            magic = handle.read(2)
+            handle.seek(0)
+        else:
+            handle = source.open()  # not seekable: look at the magic without consuming it
+            magic = handle.peek(2)[:2]  # type: ignore[attr-defined]
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {_describe(exc)}") from exc
+        raise InputError(f"{source_name(source)}: cannot read: {_describe(exc)}") from exc
     if magic == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
     return handle
 
 
-def iter_binary_chunks(path: str, size: int | None = None) -> Iterator[bytes]:
-    """The (decompressed) bytes of ``path`` in chunks; errors become :class:`InputError`."""
+def iter_binary_chunks(source: Source, size: int | None = None) -> Iterator[bytes]:
+    """The (decompressed) bytes of ``source`` in chunks; errors become :class:`InputError`."""
     size = size or CHUNK_CHARS
-    with open_binary(path) as stream:
+    with open_binary(source) as stream:
         while True:
             try:
                 chunk = stream.read(size)
             except (OSError, EOFError, zlib.error) as exc:
-                raise InputError(f"{path}: {_gzip_message(exc)}") from exc
+                raise InputError(f"{source_name(source)}: {_gzip_message(exc)}") from exc
             if not chunk:
                 return
             yield chunk
@@ -340,8 +385,9 @@ def _skip_line(buf: _TextBuffer, start: int) -> bool:
         search_from = buf.pos
 
 
-def text_buffer_for(path: str, data: bytes | None) -> _TextBuffer:
-    """A buffer over ``data`` (the whole file, already read) or, when None, streaming ``path``."""
+def text_buffer_for(source: Source, data: bytes | None) -> _TextBuffer:
+    """A buffer over ``data`` (the whole file, already read) or, when None, streaming ``source``."""
+    path = source_name(source)
     if data is not None:
         try:
             text = data.decode(json.detect_encoding(data[:4]))
@@ -350,7 +396,7 @@ def text_buffer_for(path: str, data: bytes | None) -> _TextBuffer:
                 f"{path}: not valid {exc.encoding} text at byte {exc.start}: {exc.reason}"
             ) from exc
         return _TextBuffer(path, text.removeprefix("\ufeff"))
-    binary = open_binary(path)
+    binary = open_binary(source)
     try:
         head = binary.peek(4)[:4] if hasattr(binary, "peek") else b""
     except (OSError, EOFError, zlib.error) as exc:

@@ -1,5 +1,21 @@
 """``detect PATH...``: run the classifier over CloudTrail files and print one JSON finding per line.
 
+Where the logs are (:mod:`handlers.detect_sources`):
+
+* ``detect s3://BUCKET/PREFIX/ [--since T] [--until T] [--accounts A,B] [--regions R1,R2]``
+  lists only the trail's day folders of the window and streams each object through the
+  same per-file reading as a local file (:func:`scan_file` takes a path or a byte source).
+* ``detect --lookup-events --since T [--until T] --regions R1,R2`` reads CloudTrail's
+  90-day management event history, one watched event name per request, paced to 2
+  requests per second per region; each event's record goes through the same classifier.
+
+Order: S3 objects by account, region, day, then key (a local copy of the same keys walks
+the same way, so the lines are identical); LookupEvents region by region, name by name,
+newest first, each event once (by ``eventID``).
+
+``--format ocsf`` prints each finding as an OCSF Detection Finding instead. A progress line
+goes to stderr only when it is a terminal.
+
 Output contract:
 
 * stdout holds findings only, one JSON object per line (the fields of
@@ -29,28 +45,35 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
+from itertools import chain
 from multiprocessing import Pool
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from handlers.classify import classify, unwrap
 from handlers.cloudtrail_files import (
     IN_MEMORY_LIMIT,
     InputError,
     ParseProblems,
+    Source,
     find_input_files,
     iter_binary_chunks,
     iter_json_values,
     iter_records,
     read_bounded,
+    source_name,
     text_buffer_for,
 )
 from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched, watch_for
 from handlers.records import as_text
 from handlers.rules import watched_event_names
 from handlers.rules.detector_context import DEFAULT_APPROVAL_TAG, NO_CONTEXT, DetectorContext
+
+if TYPE_CHECKING:  # imported when needed: boto3 costs every local run a fifth of a second
+    from handlers import detect_sources
 
 VERDICTS = ("public", "weakening", "attempt", "undetermined", "tamper", "approval")
 
@@ -111,19 +134,22 @@ def _classify_all(report: FileReport, values: Iterator[object], context: Detecto
 
 
 def scan_file(
-    path: str, strict: bool = False, limit: int = IN_MEMORY_LIMIT, context: DetectorContext = NO_CONTEXT
+    source: Source, strict: bool = False, limit: int = IN_MEMORY_LIMIT, context: DetectorContext = NO_CONTEXT
 ) -> FileReport:
     """Read one file and classify every record in it that can matter; never raises on bad input.
 
-    ``context`` names the detector's trail, bucket and keys (``--trail-*``), so tampering with
-    them is reported too, and the approval tag (``--approval-tag``).
+    ``source`` is a local path or a :class:`~handlers.cloudtrail_files.ByteSource` (an S3
+    object): both take this same path. ``context`` names the detector's trail, bucket and
+    keys (``--trail-*``), so tampering with them is reported too, and the approval tag
+    (``--approval-tag``).
     """
+    path = source_name(source)
     report = FileReport(path)
     # Calls whose rules need context this run lacks cannot yield a finding: no need to parse them.
     # Nor can a tagging call that does not name the approval tag (the conditional names).
     watched, conditional = watch_for(context)
     try:
-        data = read_bounded(path, limit)
+        data = read_bounded(source, limit)
         if data is not None:
             start = _LEADING_WS.match(data).end()  # type: ignore[union-attr]
             if start == len(data):
@@ -139,7 +165,7 @@ def scan_file(
         elif not strict:
             prefilter = ChunkedPrefilter(watched, conditional)
             first, last = b"", b""
-            for chunk in iter_binary_chunks(path):
+            for chunk in iter_binary_chunks(source):
                 prefilter.feed(chunk)
                 if prefilter.candidate:
                     break  # it gets parsed; the rest of this pass would tell nothing more
@@ -154,7 +180,7 @@ def scan_file(
                 report.records = prefilter.records
                 return report
         report.parsed = True
-        buffer = text_buffer_for(path, data)
+        buffer = text_buffer_for(source, data)
         problems = ParseProblems()
         try:
             _classify_all(report, iter_json_values(buffer, problems), context)
@@ -169,16 +195,23 @@ def scan_file(
 
 
 def scan_files(
-    files: Sequence[str], jobs: int, strict: bool, context: DetectorContext = NO_CONTEXT
+    files: Iterable[Source], jobs: int, strict: bool, context: DetectorContext = NO_CONTEXT
 ) -> Iterator[FileReport]:
-    """Reports for ``files`` in the same order, read by up to ``jobs`` worker processes."""
+    """Reports for ``files`` in the same order, read by up to ``jobs`` worker processes.
+
+    ``files`` may be a lazy iterable (an S3 listing): the pool takes items as workers free up,
+    so the listing runs alongside the reading and is never held whole.
+    """
     scan = partial(scan_file, strict=strict, context=context)
-    if jobs <= 1 or len(files) <= 1:
+    known = len(files) if isinstance(files, Sized) else None
+    if jobs <= 1 or (known is not None and known <= 1):
         yield from map(scan, files)
         return
-    jobs = min(jobs, len(files))
-    # Small batches keep both workers busy to the end while amortising the IPC per file.
-    chunksize = max(1, min(16, len(files) // (jobs * 16)))
+    chunksize = 1  # objects fetched over the network: one at a time keeps every worker busy
+    if known is not None:
+        jobs = min(jobs, known)
+        # Small batches keep both workers busy to the end while amortising the IPC per file.
+        chunksize = max(1, min(16, known // (jobs * 16)))
     with Pool(jobs) as pool:
         yield from pool.imap(scan, files, chunksize)
 
@@ -227,13 +260,93 @@ class Summary:
         return lines
 
 
+class Progress:
+    """One self-overwriting status line on stderr, only when stderr is a terminal, a few times a second.
+
+    Pipes and files (and the tests' streams) get nothing: the line is for a person watching.
+    """
+
+    def __init__(
+        self, stream: TextIO, unit: str, clock: Callable[[], float] = time.monotonic, interval: float = 0.25
+    ) -> None:
+        self.stream = stream
+        self.unit = unit
+        self.clock = clock
+        self.interval = interval
+        try:
+            self.enabled = bool(stream.isatty())
+        except (AttributeError, ValueError):  # no isatty, or a closed stream
+            self.enabled = False
+        self.started = clock()
+        self._last: float | None = None
+        self._width = 0
+
+    def update(self, done: int, total: int | None = None, *, extra: str = "", force: bool = False) -> None:
+        """Show ``done`` of ``total`` (None: not known yet) with the rate; skipped if shown too recently."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not force and self._last is not None and now - self._last < self.interval:
+            return
+        self._last = now
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if total is None:
+            text = f"detect: {done:,} {self.unit}, {rate:,.1f}/s{extra}"
+        else:
+            left = max(0, total - done)
+            eta = f", about {left / rate:,.0f} s left" if rate > 0 and left else ""
+            text = f"detect: {done:,}/{total:,} {self.unit}, {left:,} to go, {rate:,.1f}/s{eta}{extra}"
+        self.stream.write("\r" + text + " " * max(0, self._width - len(text)))
+        self.stream.flush()
+        self._width = len(text)
+
+    def clear(self) -> None:
+        """Erase the line, so that what follows starts on a clean one."""
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0
+
+
+class _Usage(Exception):
+    """A command line that parses but makes no sense (exit 2)."""
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip() for part in (value or "").split(",") if part.strip()))
+
+
+def _formatter(name: str) -> Callable[[str], str]:
+    """Turns one finding's JSON line into the line to print for ``--format name``."""
+    if name == "json":
+        return lambda line: line
+    # Imported here: detect works without the OCSF module, and only --format ocsf needs it.
+    try:
+        from handlers.ocsf import detection_finding
+    except ImportError as exc:
+        raise _Usage(f"--format ocsf is not available: {exc}") from None
+
+    def ocsf(line: str) -> str:
+        return json.dumps(detection_finding(json.loads(line)), separators=(",", ":"))
+
+    return ocsf
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="detect",
-        description="Find S3 buckets and objects made public in CloudTrail files. "
-        "Findings go to stdout as JSON lines; errors and a summary go to stderr.",
+        description="Find S3 buckets and objects made public in CloudTrail logs: local files or "
+        "directories, a trail's bucket (s3://BUCKET/PREFIX/), or CloudTrail's 90-day event history "
+        "(--lookup-events). Findings go to stdout as JSON lines; errors and a summary go to stderr.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (read recursively)")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or directories (read recursively), or s3://BUCKET/PREFIX/ "
+        "(the trail's prefix, the part before AWSLogs/)",
+    )
     parser.add_argument(
         "--jobs",
         "-j",
@@ -246,6 +359,34 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="parse every file in full instead of skipping files that cannot hold a watched event; "
         "slower, but reports any malformed JSON",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("json", "ocsf"),
+        default="json",
+        help="json: the finding's own fields (default); ocsf: an OCSF Detection Finding per line",
+    )
+    where = parser.add_argument_group(
+        "reading from AWS",
+        "s3://BUCKET/PREFIX/ lists only the day folders of the window; --lookup-events reads "
+        "management events (not data events) of the last 90 days",
+    )
+    where.add_argument(
+        "--lookup-events",
+        action="store_true",
+        help="read CloudTrail's event history with LookupEvents instead of files (needs --since)",
+    )
+    where.add_argument(
+        "--since", metavar="T", help="start: ISO date or time (UTC unless given), or an age: 90d, 12h, 30m"
+    )
+    where.add_argument("--until", metavar="T", help="end, same forms (default: now)")
+    where.add_argument(
+        "--accounts", metavar="A,B", help="s3:// only: these accounts (default: every one found)"
+    )
+    where.add_argument(
+        "--regions",
+        metavar="R1,R2",
+        help="these regions (default: every one found; --lookup-events: the configured one)",
     )
     trail = parser.add_argument_group(
         "detector context",
@@ -268,21 +409,61 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_args(args: argparse.Namespace) -> str:
+    """Which mode the arguments ask for ("files", "s3" or "lookup"); raises :class:`_Usage`."""
+    remote = [p for p in args.paths if p.lower().startswith("s3:")]
+    windowed = args.since or args.until or args.accounts or args.regions
+    if args.lookup_events:
+        if args.paths:
+            raise _Usage("--lookup-events reads no PATH (it asks CloudTrail)")
+        if not args.since:
+            raise _Usage("--lookup-events needs --since, e.g. --since 90d (the history holds 90 days)")
+        if args.accounts:
+            raise _Usage("--accounts is for s3://: LookupEvents reads the account of the credentials")
+        mode = "lookup"
+    elif remote:
+        if len(remote) != len(args.paths):
+            raise _Usage("give either local paths or s3:// URLs, not both")
+        mode = "s3"
+    elif not args.paths:
+        raise _Usage("give PATH..., s3://BUCKET/PREFIX/ or --lookup-events")
+    elif windowed:
+        raise _Usage("--since, --until, --accounts and --regions are for s3:// and --lookup-events")
+    else:
+        mode = "files"
+    for account in _csv(args.accounts):
+        if not account.isdigit() or len(account) != 12:
+            raise _Usage(f"--accounts: {account!r} is not a 12-digit account ID")
+    from handlers.detect_sources import is_region
+
+    for region in _csv(args.regions):
+        if not is_region(region):
+            raise _Usage(f"--regions: {region!r} is not a region name (like eu-west-1)")
+    if args.jobs < 1:
+        raise _Usage("--jobs must be at least 1")
+    return mode
+
+
 def main(
-    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    now: datetime | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run ``detect``; returns the exit status (0 read everything, 2 some input was unreadable)."""
+    """Run ``detect``; returns the exit status (0 read everything, 2 some input was unreadable).
+
+    ``now``, ``clock`` and ``sleep`` are for tests (the window, and LookupEvents' pacing).
+    """
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse prints its own message on sys.stderr
         return int(exc.code or 0)
-    started = time.perf_counter()
-    walk = find_input_files(args.paths)
-    for message in walk.errors:
-        print(f"detect: error: {message}", file=err)
-    summary = Summary(ignored_files=walk.ignored)
     context = DetectorContext(
         trail_name=args.trail_name,
         trail_bucket=args.trail_bucket,
@@ -291,21 +472,169 @@ def main(
         approval_tag=args.approval_tag.strip() or DEFAULT_APPROVAL_TAG,
     )
     try:
-        for report in scan_files(walk.files, args.jobs, args.strict, context):
+        mode = _check_args(args)
+        emit = _formatter(args.format)
+        if mode == "files":
+            return _files_main(args, mode, context, emit, out, err, now or datetime.now(UTC), clock)
+        from handlers.detect_sources import SourceError
+
+        try:
+            if mode == "lookup":
+                return _lookup_main(args, context, emit, out, err, now or datetime.now(UTC), clock, sleep)
+            return _files_main(args, mode, context, emit, out, err, now or datetime.now(UTC), clock)
+        except SourceError as exc:  # a bad URL or window, a missing bucket, no access: nothing to read
+            print(f"detect: error: {exc}", file=err)
+            return 2
+    except _Usage as exc:
+        err.write(parser.format_usage())
+        print(f"detect: error: {exc}", file=err)
+        return 2
+    except BrokenPipeError:  # e.g. `detect ... | head`: the reader has gone, so stop quietly
+        return 1
+
+
+def _files_main(
+    args: argparse.Namespace,
+    mode: str,
+    context: DetectorContext,
+    emit: Callable[[str], str],
+    out: TextIO,
+    err: TextIO,
+    now: datetime,
+    clock: Callable[[], float],
+) -> int:
+    """Local files and directories, or trail buckets: the same per-file reading either way."""
+    started = time.perf_counter()
+    listings: list[detect_sources.TrailListing] = []
+    inputs: Iterable[Source]
+    if mode == "s3":
+        from handlers import detect_sources
+
+        since, until = detect_sources.window(args.since, args.until, now)
+        for url in args.paths:
+            bucket, prefix = detect_sources.parse_s3_url(url)
+            listing = detect_sources.TrailListing(
+                bucket, prefix, since, until, _csv(args.accounts), _csv(args.regions)
+            )
+            listing.check()  # a missing bucket or no access: one line, exit 2, nothing read
+            for message in listing.warnings:
+                print(f"detect: warning: {message}", file=err)
+            listings.append(listing)
+        inputs = chain.from_iterable(listing.objects() for listing in listings)
+        summary = Summary()
+        errors: list[str] = []
+        unit = "objects"
+    else:
+        walk = find_input_files(args.paths)
+        for message in walk.errors:
+            print(f"detect: error: {message}", file=err)
+        inputs = walk.files
+        summary = Summary(ignored_files=walk.ignored)
+        errors = walk.errors
+        unit = "files"
+    progress = Progress(err, unit, clock)
+
+    def known_total() -> int | None:
+        if mode != "s3":
+            return len(walk.files)
+        return sum(x.listed for x in listings) if all(x.finished for x in listings) else None
+
+    try:
+        for report in scan_files(inputs, args.jobs, args.strict, context):
             for line in report.findings:
-                out.write(line + "\n")
+                out.write(emit(line) + "\n")
+            if report.warnings or report.errors:
+                progress.clear()
             for message in report.warnings:
                 print(f"detect: warning: {message}", file=err)
             for message in report.errors:
                 print(f"detect: error: {message}", file=err)
             summary.add(report)
+            total = known_total()
+            progress.update(summary.files, total, extra="" if total is not None else ", still listing")
         out.flush()
-    except BrokenPipeError:  # e.g. `detect ... | head`: the reader has gone, so stop quietly
-        return 1
-    workers = max(1, min(args.jobs, len(walk.files)))
-    for line in summary.lines(time.perf_counter() - started, workers):
+    finally:
+        progress.clear()
+    for listing in listings:
+        for message in listing.errors:
+            print(f"detect: error: {message}", file=err)
+        errors = errors + listing.errors
+    workers = max(1, min(args.jobs, summary.files))
+    lines = summary.lines(time.perf_counter() - started, workers)
+    if listings:
+        calls = sum(x.list_calls for x in listings)
+        lines.insert(
+            0,
+            f"detect: {', '.join(x.url for x in listings)}: {sum(len(x.trails) for x in listings)}"
+            f" trail folder(s), {calls} ListObjectsV2 call(s), {summary.files} object(s) read",
+        )
+    for line in lines:
         print(line, file=err)
-    return 2 if walk.errors or summary.bad_files else 0
+    return 2 if errors or summary.bad_files else 0
+
+
+def _lookup_main(
+    args: argparse.Namespace,
+    context: DetectorContext,
+    emit: Callable[[str], str],
+    out: TextIO,
+    err: TextIO,
+    now: datetime,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> int:
+    """``--lookup-events``: the watched names, one lookup each per region, through the same classifier."""
+    from handlers import detect_sources
+
+    started = time.perf_counter()
+    since, until = detect_sources.window(args.since, args.until, now)
+    assert since is not None  # _check_args asks for --since
+    regions = _csv(args.regions) or tuple(filter(None, [detect_sources.default_region()]))
+    if not regions:
+        raise _Usage("--lookup-events needs --regions (no default region is configured)")
+    names, data_names = detect_sources.lookup_names(watched_event_names(context))
+    if data_names:
+        print(
+            f"detect: note: {', '.join(data_names)} are data events, which LookupEvents does not hold; "
+            "read a trail that logs data events (detect s3://...) to see them",
+            file=err,
+        )
+    oldest = detect_sources.history_start(now)
+    if since < oldest:
+        print(
+            f"detect: note: LookupEvents keeps 90 days: nothing before {oldest:%Y-%m-%dT%H:%M:%SZ} "
+            "can be found",
+            file=err,
+        )
+    reader = detect_sources.LookupEventsReader(regions, names, since, until, clock=clock, sleep=sleep)
+    report = FileReport("lookup-events")
+    progress = Progress(err, "events", clock)
+    try:
+        for event in reader.read():
+            _classify_all(report, iter((event.record,)), context)
+            for line in report.findings:
+                out.write(emit(line) + "\n")
+            report.findings.clear()  # written: no need to hold them
+            progress.update(reader.events, extra=f", lookups {reader.done}/{reader.total} done")
+        out.flush()
+    finally:
+        progress.clear()
+    for message in reader.errors:
+        print(f"detect: error: {message}", file=err)
+    elapsed = time.perf_counter() - started
+    verdicts = ", ".join(f"{v} {report.verdicts[v]}" for v in VERDICTS)
+    rate = reader.events / elapsed if elapsed > 0 else 0.0
+    for line in (
+        f"detect: LookupEvents {since:%Y-%m-%dT%H:%M:%SZ} to {until:%Y-%m-%dT%H:%M:%SZ}: "
+        f"{len(names)} event name(s) x {len(regions)} region(s) ({', '.join(regions)}), "
+        f"{reader.requests} request(s), {reader.throttled} throttled",
+        f"detect: events {reader.events} (duplicates dropped {reader.duplicates}), records {report.records}, "
+        f"watched {report.watched}",
+        f"detect: findings {sum(report.verdicts.values())} ({verdicts})",
+        f"detect: elapsed {elapsed:.2f} s, {rate:,.0f} events/s",
+    ):
+        print(line, file=err)
+    return 2 if reader.errors else 0
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from typing import Literal
 # cloudtrail:LookupEvents), so Resource "*" (both reads).
 # "review-queue": the exposure review's queue; "log-bucket"/"log-object": buckets holding access
 # logs the review may read (review.log_buckets) and the detector's trail bucket; "trail": its trail.
+# "hub-product": the account's own Security Hub product (custom findings); "hub": its hub;
+# "chat-topic": the chat topic; "event-bus": the default event bus.
 Resource = Literal[
     "bucket", "account", "access-point", "topic", "table", "key", "queue", "listing", "history",
-    "review-queue", "log-bucket", "log-object", "trail",
+    "review-queue", "log-bucket", "log-object", "trail", "hub-product", "hub", "chat-topic", "event-bus",
 ]  # fmt: skip
 Mode = Literal["off", "dry-run", "enforce"]
 MODES: tuple[Mode, ...] = ("off", "dry-run", "enforce")
@@ -85,11 +87,45 @@ REVIEW_REQUEST_CALLS: tuple[ApiCall, ...] = (
 )
 
 
-def calls_for(mode: str, allow_account_remediation: bool = False) -> tuple[ApiCall, ...]:
-    """The API calls the response Lambda may make in ``mode``."""
+# Where else each decision goes (handlers/sinks.py), each only when the config turns it on.
+# Security Hub: import into the account's own product; a status change after creation is
+# BatchUpdateFindings (AWS ignores Workflow in later imports).
+SECURITY_HUB_REPORT_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("securityhub", "BatchImportFindings", "securityhub:BatchImportFindings", "hub-product"),
+    ApiCall("securityhub", "BatchUpdateFindings", "securityhub:BatchUpdateFindings", "hub"),
+)
+# The sweep resolves (or archives) a closed bucket's findings: it reads which exist first.
+SECURITY_HUB_CLOSE_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("securityhub", "GetFindings", "securityhub:GetFindings", "hub"),
+)
+CHAT_CALLS: tuple[ApiCall, ...] = (ApiCall("sns", "Publish", "sns:Publish", "chat-topic"),)
+EVENT_CALLS: tuple[ApiCall, ...] = (ApiCall("events", "PutEvents", "events:PutEvents", "event-bus"),)
+SINKS = ("security-hub", "chat", "events")  # handlers.sinks' names of the optional sinks
+
+
+def sink_calls(sinks: tuple[str, ...], *, closing: bool = False) -> tuple[ApiCall, ...]:
+    """The calls of the optional sinks in ``sinks`` (``closing``: the sweep's resolve too)."""
+    unknown = set(sinks) - set(SINKS)
+    if unknown:
+        raise ValueError(f"unknown sinks {sorted(unknown)}; expected some of {', '.join(SINKS)}")
+    calls: tuple[ApiCall, ...] = ()
+    if "security-hub" in sinks:
+        calls += SECURITY_HUB_REPORT_CALLS + (SECURITY_HUB_CLOSE_CALLS if closing else ())
+    if "chat" in sinks:
+        calls += CHAT_CALLS
+    if "events" in sinks:
+        calls += EVENT_CALLS
+    return calls
+
+
+def calls_for(
+    mode: str, allow_account_remediation: bool = False, sinks: tuple[str, ...] = ()
+) -> tuple[ApiCall, ...]:
+    """The API calls the response Lambda may make in ``mode`` (``sinks``: the optional ones on)."""
     if mode not in MODES:
         raise ValueError(f"unknown remediation mode {mode!r}; expected one of {', '.join(MODES)}")
     calls = CONFIRM_CALLS + ACCESS_POINT_CONFIRM_CALLS + ALERT_CALLS + HISTORY_CALLS + REVIEW_REQUEST_CALLS
+    calls += sink_calls(sinks)
     if mode == "enforce":
         calls += BUCKET_REMEDIATION_CALLS
         if allow_account_remediation:
@@ -97,9 +133,11 @@ def calls_for(mode: str, allow_account_remediation: bool = False) -> tuple[ApiCa
     return calls
 
 
-def iam_actions_by_resource(mode: str, allow_account_remediation: bool = False) -> dict[str, list[str]]:
+def iam_actions_by_resource(
+    mode: str, allow_account_remediation: bool = False, sinks: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
     """IAM actions grouped by the resource they act on, sorted, for policy generation."""
-    return group_by_resource(calls_for(mode, allow_account_remediation))
+    return group_by_resource(calls_for(mode, allow_account_remediation, sinks))
 
 
 # ---- the scheduled sweep (handlers/sweep.py) ----
@@ -121,7 +159,7 @@ SWEEP_LEDGER_CALLS: tuple[ApiCall, ...] = (
 SWEEP_QUEUE_CALLS: tuple[ApiCall, ...] = (ApiCall("sqs", "SendMessageBatch", "sqs:SendMessage", "queue"),)
 
 
-def sweep_calls_for(mode: str) -> tuple[ApiCall, ...]:
+def sweep_calls_for(mode: str, sinks: tuple[str, ...] = ()) -> tuple[ApiCall, ...]:
     """The API calls the sweep Lambda may make in ``mode``.
 
     The same confirmation reads and alerting as the response Lambda, plus listing, the ledger
@@ -138,15 +176,16 @@ def sweep_calls_for(mode: str) -> tuple[ApiCall, ...]:
         + SWEEP_LEDGER_CALLS
         + SWEEP_QUEUE_CALLS
         + REVIEW_REQUEST_CALLS
+        + sink_calls(sinks, closing=True)
     )
     if mode == "enforce":
         calls += BUCKET_REMEDIATION_CALLS
     return calls
 
 
-def sweep_iam_actions_by_resource(mode: str) -> dict[str, list[str]]:
+def sweep_iam_actions_by_resource(mode: str, sinks: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """The sweep's IAM actions grouped by resource, sorted, for policy generation."""
-    return group_by_resource(sweep_calls_for(mode))
+    return group_by_resource(sweep_calls_for(mode, sinks))
 
 
 # ---- the exposure review (handlers/review.py) ----

@@ -23,7 +23,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
 
-from handlers import actor_history, exposure_ledger, provenance, sweep_metrics
+from handlers import actor_history, exposure_ledger, provenance, sinks, sweep_metrics
 from handlers import alert as alerts
 from handlers import exposure as exposures
 from handlers.classify import classify
@@ -211,12 +211,16 @@ def _without_claim(
 def _stored_alert(stored: dict[str, Any]) -> alerts.Alert:
     """An alert as staged on the claim (read back from DynamoDB, so every field is checked)."""
     payload = stored.get("payload")
-    return alerts.Alert(
+    alert = alerts.Alert(
         subject=str(stored.get("subject") or "S3 public access alert"),
         text=str(stored.get("text") or ""),
         payload=payload if isinstance(payload, dict) else {},
         attributes={str(k): str(v) for k, v in (stored.get("attributes") or {}).items()},
     )
+    owed = stored.get("sinks")
+    if isinstance(owed, list):  # only known names: a stored value is never trusted further
+        alert["sinks"] = [s for s in owed if s in sinks.ALL_SINKS]
+    return alert
 
 
 def _deliver(
@@ -238,7 +242,9 @@ def _deliver(
         if failure:
             log_decision("release-failed", eventID=event_id, error=failure)
             extra = f"; releasing the claim also failed ({failure['call']}: {failure['error']})"
-        raise AlertNotPublished(f"{len(unsent)} alert(s) for event {event_id} could not be published{extra}")
+        raise AlertNotPublished(
+            f"{len(unsent)} alert(s) for event {event_id} could not be published{extra} ({_why(unsent)})"
+        )
     # Tell the sweep's ledger what was just reported, so the next hourly sweep stays quiet.
     exposure_ledger.record_published(
         settings.idempotency_table,
@@ -252,6 +258,13 @@ def _deliver(
     if failure:
         log_decision("idempotency-complete-failed", eventID=event_id, error=failure)
     return ResponseSummary(eventID=event_id, outcome=outcome, claim=claim.outcome, findings=outcomes)
+
+
+def _why(unsent: list[dict[str, Any]]) -> str:
+    """Which sinks failed and the first error, for the exception (the log has every one)."""
+    errors = unsent[0].get("lastErrors") or {}
+    first = next(iter(errors.items()), ("?", "unknown"))
+    return f"{', '.join(unsent[0].get('sinks') or [])}: {first[0]}: {first[1]}"[:500]
 
 
 def _with_bucket(finding: Finding, record: dict[str, Any]) -> Finding:
@@ -389,23 +402,26 @@ def _confirm(finding: Finding, settings: Settings, mismatch: bool) -> exposures.
 def _publish_all(
     built: list[alerts.Alert], outcomes: list[FindingOutcome], settings: Settings, event_id: str | None
 ) -> list[dict[str, Any]]:
-    """Publish every alert; return those that failed (as dicts, to store for the retry)."""
+    """Send every alert to every sink it owes; return those some sink did not take (as dicts, each
+    listing just the sinks still owed, to store for the retry)."""
     unsent: list[dict[str, Any]] = []
     for index, alert in enumerate(built):
-        try:
-            message_id = alerts.publish(alert, settings.alert_topic_arn, settings.topic_region)
-        except Exception as exc:  # any failure: keep the alert for the retry, then raise
+        delivery = sinks.deliver(alert, settings, region=_region())
+        if delivery.failed:  # keep the alert for the retry (only the sinks that failed), then raise
             log_decision(
                 "publish-failed",
                 eventID=event_id,
                 subject=alert["subject"],
-                error=f"{type(exc).__name__}: {exc}",
+                sinks=delivery.failed,
+                error=delivery.errors,
             )
-            unsent.append(dict(alert))
-            continue
-        if index < len(outcomes):
-            outcomes[index]["messageId"] = message_id
-        log_decision("published", eventID=event_id, subject=alert["subject"], messageId=message_id)
+            unsent.append({**alert, "sinks": delivery.failed, "lastErrors": delivery.errors})
+        if delivery.message_id is not None:
+            if index < len(outcomes):
+                outcomes[index]["messageId"] = delivery.message_id
+            log_decision(
+                "published", eventID=event_id, subject=alert["subject"], messageId=delivery.message_id
+            )
     return unsent
 
 

@@ -65,6 +65,11 @@ class Settings:
     actor_history_seconds: float = DEFAULT_ACTOR_HISTORY_SECONDS
     # The exposure review's queue: a closed (or still open) window is sent there to be reviewed.
     review_queue_url: str | None = None
+    # Where else each decision goes (handlers.sinks): Security Hub (ASFF), the chat topic
+    # (Amazon Q Developer custom notifications) and the default event bus.
+    security_hub: bool = False
+    chat_topic_arn: str | None = None
+    decision_events: bool = False
 
     @property
     def production(self) -> bool:
@@ -119,7 +124,20 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         trusted_principals=_principal_globs(environ),
         actor_history_seconds=_actor_history_seconds(environ),
         review_queue_url=_review_queue(environ),
+        security_hub=_boolean(environ, "SECURITY_HUB"),
+        chat_topic_arn=_chat_topic(environ),
+        decision_events=_boolean(environ, "DECISION_EVENTS"),
     )
+
+
+def _chat_topic(environ: Mapping[str, str]) -> str | None:
+    """``CHAT_TOPIC_ARN``: the chat topic (Amazon Q Developer custom notifications), when deployed."""
+    raw = environ.get("CHAT_TOPIC_ARN", "").strip()
+    if not raw:
+        return None
+    if not _TOPIC_ARN.match(raw):
+        raise ConfigError(f"CHAT_TOPIC_ARN: expected an SNS topic ARN, got {raw[:200]!r}")
+    return raw
 
 
 def _principal_globs(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
 
 from handlers import alert as alerts
-from handlers import aws_clients, sweep_metrics
+from handlers import aws_clients, security_hub, sinks, sweep_metrics
 from handlers.bucket_listing import BucketRef, list_buckets
 from handlers.decision import decide, observed_finding, stamp
 from handlers.exposure import (
@@ -242,7 +242,7 @@ def run_scheduled(
     listed = {ref.name for ref in refs}
     for bucket, entry in known.items():
         if bucket not in listed:  # deleted since it was reported
-            _close(ledger, bucket, entry, counts, settings.review_queue_url, now)
+            _close(ledger, bucket, entry, counts, settings, now, gone=True, home=home)
 
     context = SweepContext(
         settings=sweep,
@@ -463,9 +463,19 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
     if status in ("closed", "gone"):
         entry = context.known.get(ref.name)
         if entry is not None:
-            _close(context.ledger, ref.name, entry, Counter(), settings.review_queue_url, context.now, region)
+            failure = _close(
+                context.ledger, ref.name, entry, Counter(), settings, context.now,
+                gone=status == "gone", home=context.home_region, region=region,
+            )  # fmt: skip
+            if failure:  # an error for this run's count; the item stays for the next run
+                return BucketResult(ref.name, status, "error", error=failure)
         return BucketResult(ref.name, status, "private" if status == "closed" else "gone")
     known = context.known.get(ref.name)
+    if status == "exposable" and known is not None and not known.closed_at:
+        # Held back by Block Public Access now: no longer public, so its findings are resolved.
+        failure = _resolve_findings(ref.name, settings, context.now, gone=False, home=context.home_region)
+        if failure:
+            return BucketResult(ref.name, status, "error", error=failure)
     if status == "exposable" and known is not None and settings.review_queue_url:
         # Public no more (held back by Block Public Access now): the window closed; the item stays.
         try:
@@ -538,14 +548,18 @@ def _check(ref: BucketRef, context: SweepContext) -> BucketResult:
             if not claimed and remediation["status"] not in ACTED:
                 result.reason = "recorded-meanwhile"  # the real-time path (or a parallel run) reported it
                 return result
-    try:
-        result.message_id = alerts.publish(alert, settings.alert_topic_arn, settings.topic_region)
-    except Exception as exc:  # keep going; the run or batch raises at the end and is retried
+    delivery = sinks.deliver(alert, settings, region=context.home_region)
+    if sinks.TOPIC in (delivery.failed or []):  # keep going; the run or batch raises at the end
         result.outcome = "alert-failed"
-        result.error = f"{type(exc).__name__}: {exc}"[:300]
+        result.error = str((delivery.errors or {}).get(sinks.TOPIC))
         if claimed:
             _quietly(lambda: context.ledger.restore(ref.name, previous))
         return result
+    if delivery.failed:
+        # The alert went out; a sink behind it did not take it. Logged (the topic's alert stands):
+        # re-sending the whole alert next run would repeat it to everyone who has it.
+        log_decision("sink-failed", bucket=ref.name, sinks=delivery.failed, error=delivery.errors)
+    result.message_id = delivery.message_id
     result.outcome = "alerted"
     return result
 
@@ -555,14 +569,23 @@ def _close(
     bucket: str,
     entry: LedgerEntry,
     counts: Counter[str],
-    review_queue: str | None,
+    settings: Settings,
     now: datetime,
+    *,
+    gone: bool,
+    home: str | None,
     region: str | None = None,
-) -> None:
-    """A known exposure found closed or deleted: send its window to the review, then forget it.
+) -> str | None:
+    """A known exposure found closed or deleted: resolve (or archive) its Security Hub findings,
+    send its window to the review, then forget it. Returns what failed, if anything.
 
-    When the review cannot be requested the item stays, so the next run tries again.
+    When either cannot be done the item stays, so the next run tries again.
     """
+    unresolved = _resolve_findings(bucket, settings, now, gone=gone, home=home)
+    if unresolved:
+        counts["BucketErrors"] += 1
+        return unresolved
+    review_queue = settings.review_queue_url
     if review_queue:
         try:
             failure = request_closed_review(ledger, bucket, region, stamp(now), review_queue)
@@ -571,8 +594,33 @@ def _close(
         if failure:
             counts["BucketErrors"] += 1
             log_decision("review-request-failed", bucket=bucket, error=failure)
-            return
+            return f"review request: {failure.get('call')}: {failure.get('error')}"
     _forget(ledger, bucket, entry, counts)
+    return None
+
+
+def _resolve_findings(
+    bucket: str, settings: Settings, now: datetime, *, gone: bool, home: str | None
+) -> str | None:
+    """Resolve (``gone``: archive) the bucket's Security Hub findings; the failure, or None."""
+    if not settings.security_hub:
+        return None
+    try:
+        changed = security_hub.close(
+            bucket,
+            region=home or settings.topic_region,
+            account=settings.expected_account_id,
+            gone=gone,
+            reason="bucket deleted" if gone else "found not public by the scheduled sweep",
+            now=now,
+        )
+    except Exception as exc:  # kept: the next run tries again
+        failure = f"{type(exc).__name__}: {exc}"[:300]
+        log_decision("security-hub-close-failed", bucket=bucket, error=failure)
+        return failure
+    if changed:
+        log_decision("security-hub-closed", bucket=bucket, findings=changed, archived=gone)
+    return None
 
 
 def request_hourly_reviews(open_windows: Mapping[str, LedgerEntry], settings: Settings, now: datetime) -> int:

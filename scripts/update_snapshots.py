@@ -18,6 +18,8 @@ from stacks.config import load_config  # noqa: E402
 from stacks.synth import normalised_json, synth_config  # noqa: E402
 
 SNAPSHOT_DIR = REPO_ROOT / "tests" / "snapshots"
+# Extra configs (e.g. the s3 state backend), snapshotted to tests/snapshots/configs/<config>/<stack>.json.
+EXTRA_CONFIG_DIR = REPO_ROOT / "tests" / "configs"
 
 
 def main() -> int:
@@ -35,6 +37,16 @@ def main() -> int:
         old = path.read_text() if path.exists() else None
         path.write_text(new)
         print(f"{'unchanged' if old == new else 'updated'} {path.relative_to(REPO_ROOT)}")
+    for config_path in sorted(EXTRA_CONFIG_DIR.glob("*.toml")):
+        with tempfile.TemporaryDirectory(prefix="snapshot-synth-") as outdir:
+            extra = synth_config(load_config(config_path), Path(outdir))
+        for name, stack in extra.items():
+            path = SNAPSHOT_DIR / "configs" / config_path.stem / f"{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new = normalised_json(stack)
+            old = path.read_text() if path.exists() else None
+            path.write_text(new)
+            print(f"{'unchanged' if old == new else 'updated'} {path.relative_to(REPO_ROOT)}")
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from handlers import sweep_metrics
 from stacks.bindings import CloudwatchMetricAlarm, Construct, SnsTopic, SnsTopicPolicy, SnsTopicSubscription
 from stacks.config import AccountConfig
+from stacks.response_function import chat_topic_name
 
 ALARM_PERIOD_SECONDS = 300
 
@@ -71,6 +72,23 @@ def topic_policy(account: AccountConfig, topic_arn: str, publisher_role_arn: str
     }
 
 
+def chat_topic_policy(topic_arn: str) -> dict:
+    """The functions publish through their identity policies (same account); plain HTTP is refused."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
 class Alerting(Construct):
     """The alert topic and its subscriptions; publishers and alarms are added once they exist."""
 
@@ -91,6 +109,26 @@ class Alerting(Construct):
         for index, url in enumerate(account.alert_https_endpoints):
             SnsTopicSubscription(
                 self, f"https-{index}", topic_arn=self.topic.arn, protocol="https", endpoint=url
+            )
+        # alerts.chat: Amazon Q Developer custom notifications; the chat client subscribes itself
+        # (a channel configuration in Amazon Q Developer in chat applications names this topic).
+        self.chat_topic = (
+            SnsTopic(
+                self,
+                "chat-topic",
+                name=chat_topic_name(account),
+                display_name="S3 public exposure (chat)",
+                kms_master_key_id=kms_key_arn,
+            )
+            if account.chat
+            else None
+        )
+        if self.chat_topic is not None:
+            SnsTopicPolicy(
+                self,
+                "chat-policy",
+                arn=self.chat_topic.arn,
+                policy=json.dumps(chat_topic_policy(self.chat_topic.arn)),
             )
 
     def allow_publisher(self, role_arn: str) -> None:

@@ -18,5 +18,5 @@ def build_app(
     app = App(outdir=outdir) if outdir else App()
     for account in config.accounts:
         if only is None or account.name == only:
-            DetectorStack(app, account, options)
+            DetectorStack(app, account, options, state=config.state)
     return app

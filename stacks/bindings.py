@@ -35,6 +35,7 @@ from cdktf import (
     AssetType,
     Fn,
     LocalBackend,
+    S3Backend,
     TerraformAsset,
     TerraformOutput,
     TerraformResource,

@@ -210,6 +210,27 @@ SCHEMA: dict[str, Setting] = {
         "0-30",
         "time budget of the actor-history query (CloudTrail LookupEvents) per alert; 0 turns it off",
     ),
+    "alerts.security_hub": Setting(
+        False,
+        _boolean,
+        "true|false",
+        "import every decision into AWS Security Hub (ASFF, the account's default product); "
+        "Security Hub must be enabled in the home region",
+    ),
+    "alerts.chat": Setting(
+        False,
+        _boolean,
+        "true|false",
+        "a second topic carrying Amazon Q Developer (AWS Chatbot) custom notifications for Slack "
+        "and Teams channels; subscribe the chat client to it",
+    ),
+    "alerts.eventbridge": Setting(
+        True,
+        _boolean,
+        "true|false",
+        'put every decision on the default event bus (source "s3-exposure-detector", detail-type '
+        '"S3 Exposure Decision") for your own rules: PagerDuty, Opsgenie, ticketing',
+    ),
     "review.enabled": Setting(
         True,
         _boolean,
@@ -341,6 +362,39 @@ SCHEMA: dict[str, Setting] = {
 }
 TABLES = ("alerts", "remediation", "exceptions", "trail", "function", "sweep", "review")
 
+# ---- [state]: where Terraform keeps each stack's state (one table for the whole file) ----
+
+STATE_BACKENDS = ("local", "s3")
+_STATE_BUCKET = re.compile(r"^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# S3 "safe" key characters; '/' separates parts, which must be non-empty and never '..'.
+_STATE_KEY_PREFIX = re.compile(r"^(?!/)(?!.*//)(?!.*/$)(?!(.*/)?\.\.(/|$))[A-Za-z0-9!_.*'()/-]{1,512}$")
+state_bucket = _string(_STATE_BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')")
+state_key_prefix = _string(
+    _STATE_KEY_PREFIX,
+    "a key prefix such as 'terraform/s3-detector': letters, digits and !_.*'()-/, "
+    "no leading or trailing '/', no empty or '..' part",
+)
+
+# The [state] table; keys are top-level ("state.bucket"), not per account.
+STATE_SCHEMA: dict[str, Setting] = {
+    "backend": Setting(
+        "local",
+        _choice(STATE_BACKENDS),
+        "local|s3",
+        "local: a terraform.<stack>.tfstate file in the repo root; s3: one object per stack in `bucket`",
+    ),
+    "bucket": Setting(
+        None, state_bucket, "S3 bucket name", "with s3: the (existing, versioned) state bucket"
+    ),
+    "key_prefix": Setting(
+        "s3-public-exposure-detector",
+        state_key_prefix,
+        "key prefix, no leading '/'",
+        "with s3: each stack's state is `<key_prefix>/<stack name>.tfstate`",
+    ),
+    "region": Setting(None, _region, "AWS region", "with s3: the state bucket's region"),
+}
+
 
 @dataclass(frozen=True)
 class AccountConfig:
@@ -357,6 +411,9 @@ class AccountConfig:
     alert_https_endpoints: tuple[str, ...]
     trusted_principals: tuple[str, ...]
     actor_history_seconds: int
+    security_hub: bool
+    chat: bool
+    eventbridge: bool
     review_enabled: bool
     review_log_buckets: tuple[str, ...]
     review_late_margin_minutes: int
@@ -394,11 +451,26 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """The validated ``[state]`` table (see :data:`STATE_SCHEMA`); the default is today's local state."""
+
+    backend: str = "local"
+    bucket: str | None = None
+    key_prefix: str = "s3-public-exposure-detector"
+    region: str | None = None
+
+    def key(self, stack: str) -> str:
+        """The state object's key for ``stack`` (s3 backend): ``<key_prefix>/<stack>.tfstate``."""
+        return f"{self.key_prefix}/{stack}.tfstate"
+
+
+@dataclass(frozen=True)
 class DetectorConfig:
-    """The whole file: one entry per account, in file order."""
+    """The whole file: one entry per account, in file order, and where their state lives."""
 
     accounts: tuple[AccountConfig, ...]
     source: str
+    state: StateConfig = StateConfig()
 
     def account(self, name: str) -> AccountConfig:
         """The account whose stack is called ``name``."""
@@ -413,6 +485,9 @@ _FIELD_NAMES = {
     "alerts.https_endpoints": "alert_https_endpoints",
     "alerts.trusted_principals": "trusted_principals",
     "alerts.actor_history_seconds": "actor_history_seconds",
+    "alerts.security_hub": "security_hub",
+    "alerts.chat": "chat",
+    "alerts.eventbridge": "eventbridge",
     "review.enabled": "review_enabled",
     "review.log_buckets": "review_log_buckets",
     "review.late_margin_minutes": "review_late_margin_minutes",
@@ -512,9 +587,11 @@ def parse_config(data: Any, source: str = "detector.toml") -> DetectorConfig:
     """Validate a parsed TOML document into a :class:`DetectorConfig`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a TOML document")
-    unknown = sorted(set(data) - {"version", "accounts"})
+    unknown = sorted(set(data) - {"version", "state", "accounts"})
     if unknown:
-        raise ConfigError(f"{source}: {unknown[0]}: unknown key; expected only 'version' and [[accounts]]")
+        raise ConfigError(
+            f"{source}: {unknown[0]}: unknown key; expected only 'version', [state] and [[accounts]]"
+        )
     if data.get("version", 1) != 1:
         raise ConfigError(f"{source}: version: expected 1, got {data.get('version')!r}")
     entries = data.get("accounts")
@@ -530,7 +607,41 @@ def parse_config(data: Any, source: str = "detector.toml") -> DetectorConfig:
                     f"{source}: accounts[{index}].{key}: expected a unique value, got {value!r} twice"
                 )
             seen.add(value)
-    return DetectorConfig(accounts=accounts, source=source)
+    return DetectorConfig(accounts=accounts, source=source, state=parse_state(data.get("state", {}), source))
+
+
+def parse_state(table: Any, source: str = "detector.toml") -> StateConfig:
+    """Validate the ``[state]`` table; errors read ``<source>: state.<key>: ...``."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: state: expected a table ([state]), got {table!r}")
+    for key in table:
+        if key not in STATE_SCHEMA:
+            known = ", ".join(STATE_SCHEMA)
+            raise ConfigError(f"{source}: state.{key}: unknown key; expected one of: {known}")
+    values: dict[str, Any] = {}
+    for key, setting in STATE_SCHEMA.items():
+        if key not in table:
+            values[key] = setting.default
+            continue
+        try:
+            values[key] = setting.check(table[key])
+        except ValueError as exc:
+            raise ConfigError(f"{source}: state.{key}: expected {exc}, got {table[key]!r}") from None
+    if values["backend"] == "s3":
+        for key in ("bucket", "region"):
+            if values[key] is None:
+                raise ConfigError(
+                    f'{source}: state.{key}: required when state.backend = "s3"; '
+                    f"expected {STATE_SCHEMA[key].expected}"
+                )
+    else:
+        for key in ("bucket", "region", "key_prefix"):
+            if key in table:
+                raise ConfigError(
+                    f'{source}: state.{key}: only used when state.backend = "s3"; '
+                    "remove it or set the backend"
+                )
+    return StateConfig(**values)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> DetectorConfig:
@@ -567,9 +678,19 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
+def state_reference_markdown() -> str:
+    """The ``[state]`` reference as a Markdown table, for the README."""
+    lines = ["| key (in `[state]`) | default | expected | meaning |", "|---|---|---|---|"]
+    for key, setting in STATE_SCHEMA.items():
+        lines.append(f"| `{key}` | `{_toml_value(setting.default)}` | {setting.expected} | {setting.doc} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     if "--reference" in sys.argv:
         print(reference_markdown())
+        print()
+        print(state_reference_markdown())
     else:
         config = load_config(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CONFIG_PATH)
         names = ", ".join(account.name for account in config.accounts)

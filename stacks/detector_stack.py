@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from handlers.event_patterns import RULES
 from stacks.alerting import Alerting, SweepWatch
-from stacks.bindings import Construct, LocalBackend, TerraformOutput, TerraformStack
-from stacks.config import AccountConfig
+from stacks.bindings import Construct, LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from stacks.config import AccountConfig, StateConfig
 from stacks.dead_letters import DeadLetterQueue
 from stacks.encryption_key import EncryptionKey
 from stacks.providers import ProviderOptions, build_providers
@@ -21,18 +21,34 @@ from stacks.sweep import SweepFunction
 from stacks.trail import Trail, trail_arn
 
 
+def state_backend(stack: TerraformStack, name: str, state: StateConfig) -> LocalBackend | S3Backend:
+    """The stack's Terraform backend, from the config's ``[state]`` table."""
+    if state.backend == "s3":
+        assert state.bucket and state.region, "stacks.config.parse_state requires both for s3"
+        backend = S3Backend(
+            stack, bucket=state.bucket, key=state.key(name), region=state.region, encrypt=True
+        )
+        # S3-native locking (Terraform >= 1.10, no DynamoDB table); cdktf 0.21's binding predates it.
+        backend.add_override("use_lockfile", True)
+        return backend
+    # cdktf's default writes the synthesizing machine's absolute path into the config; this
+    # is the same place (the repo root, for the default cdktf.out), relative to the stack dir.
+    return LocalBackend(stack, path=f"../../../terraform.{name}.tfstate")
+
+
 class DetectorStack(TerraformStack):
     """CloudTrail (optional), EventBridge rules, the response function, alerting and alarms."""
 
     def __init__(
-        self, scope: Construct, account: AccountConfig, options: ProviderOptions | None = None
+        self,
+        scope: Construct,
+        account: AccountConfig,
+        options: ProviderOptions | None = None,
+        state: StateConfig | None = None,
     ) -> None:
         super().__init__(scope, account.name)
         options = options or ProviderOptions()
-        # cdktf's default writes the synthesizing machine's absolute path into the config; this
-        # is the same place (the repo root, for the default cdktf.out), relative to the stack dir.
-        # Teams deploying for real replace it with a remote backend (README: deploy).
-        LocalBackend(self, path=f"../../../terraform.{account.name}.tfstate")
+        state_backend(self, account.name, state or StateConfig())
         providers = build_providers(self, account, options)
         key = EncryptionKey(
             self,
@@ -113,6 +129,8 @@ class DetectorStack(TerraformStack):
             kms_key_id=key.key.key_id,
         )
         TerraformOutput(self, "alert_topic_arn", value=alerting.topic.arn)
+        if alerting.chat_topic is not None:
+            TerraformOutput(self, "chat_topic_arn", value=alerting.chat_topic.arn)
         TerraformOutput(self, "response_function_name", value=response.function.function_name)
         TerraformOutput(self, "dead_letter_queue_url", value=dead_letters.queue.url)
         if sweep is not None:

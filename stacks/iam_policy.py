@@ -49,6 +49,72 @@ class PolicyTargets:
     dead_letter_queue_arn: str
     log_group_arn: str
     review_queue_arn: str | None = None  # the exposure review's queue, when deployed
+    sinks: SinkTargets | None = None  # Security Hub, the chat topic, the event bus, when on
+
+
+@dataclass(frozen=True)
+class SinkTargets:
+    """Where the optional sinks write (handlers/sinks.py): all in the home region."""
+
+    region: str
+    security_hub: bool = False
+    chat_topic_arn: str | None = None
+    decision_events: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The sinks on, by handlers.permissions' names."""
+        on = (
+            ("security-hub", self.security_hub),
+            ("chat", bool(self.chat_topic_arn)),
+            ("events", self.decision_events),
+        )
+        return tuple(name for name, flag in on if flag)
+
+
+# BatchUpdateFindings may only set the workflow status (and a note): never severity or types.
+_WORKFLOW_ONLY = {
+    "StringEquals": {"securityhub:ASFFSyntaxPath/Workflow.Status": ["NEW", "RESOLVED", "SUPPRESSED"]},
+    "Null": {
+        "securityhub:ASFFSyntaxPath/Severity.Label": "true",
+        "securityhub:ASFFSyntaxPath/Types": "true",
+        "securityhub:ASFFSyntaxPath/VerificationState": "true",
+    },
+}
+
+
+def sink_statements(
+    actions: dict[str, list[str]], partition: str, account: str, sinks: SinkTargets | None
+) -> list[dict[str, Any]]:
+    """The optional sinks' statements, each on its one resource."""
+    if sinks is None:
+        return []
+    region = sinks.region
+    hub = f"arn:{partition}:securityhub:{region}:{account}:hub/default"
+    return [
+        _allow(
+            "ImportFindingsToOwnProduct",
+            actions.get("hub-product", []),
+            [f"arn:{partition}:securityhub:{region}:{account}:product/{account}/default"],
+        ),
+        _allow(
+            "SetFindingWorkflow",
+            [a for a in actions.get("hub", []) if a == "securityhub:BatchUpdateFindings"],
+            [hub],
+            _WORKFLOW_ONLY,
+        ),
+        _allow(
+            "ReadOwnFindings",
+            [a for a in actions.get("hub", []) if a != "securityhub:BatchUpdateFindings"],
+            [hub],
+        ),
+        _allow("PublishChatNotifications", actions.get("chat-topic", []), [sinks.chat_topic_arn or ""]),
+        _allow(
+            "PutDecisionEvents",
+            actions.get("event-bus", []),
+            [f"arn:{partition}:events:{region}:{account}:event-bus/default"],
+        ),
+    ]
 
 
 def response_function_policy(
@@ -58,7 +124,9 @@ def response_function_policy(
     exception_buckets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The function role's policy document for ``mode`` (see module docstring)."""
-    actions = iam_actions_by_resource(mode, allow_account_remediation)
+    actions = iam_actions_by_resource(
+        mode, allow_account_remediation, targets.sinks.names if targets.sinks else ()
+    )
     account_reads = [a for a in actions.get("account", []) if _is_read(a)]
     account_writes = [a for a in actions.get("account", []) if not _is_read(a)]
     statements = _bucket_statements(actions, targets.partition, targets.account_id, exception_buckets)
@@ -87,6 +155,7 @@ def response_function_policy(
         statements.append(
             _allow("RequestExposureReviews", actions.get("review-queue", []), [targets.review_queue_arn])
         )
+    statements += sink_statements(actions, targets.partition, targets.account_id, targets.sinks)
     return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
 
 
@@ -103,6 +172,7 @@ class SweepPolicyTargets:
     dead_letter_queue_arn: str  # the work queue's: also where failed scheduled runs go
     log_group_arn: str
     review_queue_arn: str | None = None  # the exposure review's queue, when deployed
+    sinks: SinkTargets | None = None
 
 
 def sweep_function_policy(
@@ -114,7 +184,7 @@ def sweep_function_policy(
     mode, in this account, never on exception buckets), plus listing buckets (``s3:ListAllMyBuckets``
     has no resource type: a read on ``*``), the exposure ledger, and the work queue.
     """
-    actions = sweep_iam_actions_by_resource(mode)
+    actions = sweep_iam_actions_by_resource(mode, targets.sinks.names if targets.sinks else ())
     statements = _bucket_statements(actions, targets.partition, targets.account_id, exception_buckets)
     statements += [
         _allow("ListBucketsNoResourceType", actions.get("listing", []), ["*"]),
@@ -141,6 +211,7 @@ def sweep_function_policy(
         statements.append(
             _allow("RequestExposureReviews", actions.get("review-queue", []), [targets.review_queue_arn])
         )
+    statements += sink_statements(actions, targets.partition, targets.account_id, targets.sinks)
     unknown = set(actions) - {
         "bucket",
         "listing",
@@ -150,6 +221,10 @@ def sweep_function_policy(
         "table",
         "queue",
         "review-queue",
+        "hub-product",
+        "hub",
+        "chat-topic",
+        "event-bus",
     }
     if unknown:
         raise ValueError(f"handlers/permissions.py: sweep calls on resources no statement covers: {unknown}")

@@ -29,7 +29,7 @@ from stacks.bindings import (
     TerraformAsset,
 )
 from stacks.config import AccountConfig
-from stacks.iam_policy import PolicyTargets, lambda_assume_role_policy, response_function_policy
+from stacks.iam_policy import PolicyTargets, SinkTargets, lambda_assume_role_policy, response_function_policy
 from stacks.packaging import build_handler_zip
 from stacks.rules import detector_context
 from stacks.scan_exceptions import accept_findings
@@ -43,6 +43,29 @@ MAX_EVENT_AGE_SECONDS = 6 * 3600
 
 def function_name(account: AccountConfig) -> str:
     return f"{account.name}-s3-exposure-response"
+
+
+def chat_topic_name(account: AccountConfig) -> str:
+    return f"{account.name}-s3-exposure-chat"
+
+
+def chat_topic_arn(account: AccountConfig) -> str | None:
+    """The chat topic's ARN when ``alerts.chat`` is on (its name is fixed, so no reference is needed)."""
+    if not account.chat:
+        return None
+    return (
+        f"arn:{account.partition}:sns:{account.home_region}:{account.account_id}:{chat_topic_name(account)}"
+    )
+
+
+def sink_targets(account: AccountConfig) -> SinkTargets:
+    """Where the optional sinks write, for the functions' policies."""
+    return SinkTargets(
+        region=account.home_region,
+        security_hub=account.security_hub,
+        chat_topic_arn=chat_topic_arn(account),
+        decision_events=account.eventbridge,
+    )
 
 
 def environment_variables(
@@ -59,8 +82,12 @@ def environment_variables(
     ``review_queue_url``: the exposure review's queue (REVIEW_QUEUE_URL), when deployed.
     """
     review = {"REVIEW_QUEUE_URL": review_queue_url} if review_queue_url else {}
+    chat = chat_topic_arn(account)
     return {
         **review,
+        **({"CHAT_TOPIC_ARN": chat} if chat else {}),
+        "SECURITY_HUB": "true" if account.security_hub else "false",
+        "DECISION_EVENTS": "true" if account.eventbridge else "false",
         **detector_context(account, kms_key_arn).to_environment(),
         "ALERT_TOPIC_ARN": topic_arn,
         "REMEDIATION_MODE": account.remediation_mode,
@@ -193,6 +220,7 @@ class ResponseFunction(Construct):
                 dead_letter_queue_arn=dead_letter_queue_arn,
                 log_group_arn=log_group_arn,
                 review_queue_arn=review_queue_arn,
+                sinks=sink_targets(account),
             ),
             account.exception_buckets,
         )

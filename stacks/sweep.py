@@ -32,7 +32,7 @@ from stacks.bindings import (
 )
 from stacks.config import AccountConfig
 from stacks.iam_policy import SweepPolicyTargets, sweep_function_policy
-from stacks.response_function import environment_variables, handler_function, log_group_and_role
+from stacks.response_function import environment_variables, handler_function, log_group_and_role, sink_targets
 
 HANDLER = "handlers.sweep.handler"
 MEMORY_MB = 1024  # CPU scales with memory: boto3 parsing of ~6 calls per bucket is the bottleneck
@@ -127,6 +127,7 @@ class SweepFunction(Construct):
                 dead_letter_queue_arn=self.dead_letters.arn,
                 log_group_arn=log_group_arn,
                 review_queue_arn=review_queue_arn,
+                sinks=sink_targets(account),
             ),
             account.exception_buckets,
         )
