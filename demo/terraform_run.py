@@ -169,14 +169,7 @@ def run_streaming(
                     last = time.monotonic()
             code = process.wait()
         except BaseException:
-            # Ctrl-C or SIGTERM: ask Terraform to stop gracefully (a terminal's Ctrl-C already did)
-            # and give it time to save its state, so the destroy that follows knows what exists.
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_gracefully(process)
             raise
     if code != 0:
         detail = "\n".join(progress.errors) or _tail(log_path.read_text())
@@ -241,3 +234,15 @@ def _clock(started: float) -> str:
 
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def stop_gracefully(process: subprocess.Popen[Any]) -> None:
+    """Ctrl-C or SIGTERM: ask Terraform (or cdktf) to stop gracefully (a terminal's Ctrl-C already
+    did) and give it time to save its state, so the destroy that follows knows what exists."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

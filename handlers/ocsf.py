@@ -116,6 +116,17 @@ CLASS_UID: Final = 2004
 CATEGORY_UID: Final = 2
 ACTIVITY_CREATE: Final = 1
 TYPE_UID: Final = CLASS_UID * 100 + ACTIVITY_CREATE  # 200401
+# What every event of this converter is: a Detection Finding, created.
+_CLASS: dict[str, Any] = {
+    "activity_id": ACTIVITY_CREATE,
+    "activity_name": "Create",
+    "category_uid": CATEGORY_UID,
+    "category_name": "Findings",
+    "class_uid": CLASS_UID,
+    "class_name": "Detection Finding",
+    "type_uid": TYPE_UID,
+    "type_name": "Detection Finding: Create",
+}
 
 # Caps (characters) for text taken from a finding.
 TEXT_LIMIT: Final = 1024  # names, user agents, messages, object keys (S3 allows 1024 bytes)
@@ -524,14 +535,7 @@ def _build(finding: Mapping[str, Any], product_version: str | None) -> dict[str,
         finding_info["related_events"] = [{"uid": event_id, "type": "AWS CloudTrail record"}]
 
     event: dict[str, Any] = {
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "class_uid": CLASS_UID,
-        "class_name": "Detection Finding",
-        "type_uid": TYPE_UID,
-        "type_name": "Detection Finding: Create",
+        **_CLASS,
         "severity_id": severity_id,
         "severity": severity,
         "status_id": 1,
@@ -650,14 +654,7 @@ def _minimal(finding: object, exc: Exception) -> dict[str, Any]:
     """A valid event saying the conversion failed: the finding is never lost to a bug here."""
     parts = {"fallback": _text(repr(type(finding)), ID_LIMIT)}
     return {
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "class_uid": CLASS_UID,
-        "class_name": "Detection Finding",
-        "type_uid": TYPE_UID,
-        "type_name": "Detection Finding: Create",
+        **_CLASS,
         "severity_id": 0,
         "severity": "Unknown",
         "status_id": 1,

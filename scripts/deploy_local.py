@@ -39,6 +39,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
 import cdktf_cli  # noqa: E402  (sibling script)
 import terraform_offline  # noqa: E402  (sibling script)
 
+from demo import terraform_run  # noqa: E402
 from demo.emulator import MotoServer  # noqa: E402
 from stacks.config import load_config  # noqa: E402
 from stacks.providers import ENDPOINT_ENV, PLAN_DEMO_ENV  # noqa: E402
@@ -216,14 +217,7 @@ class LocalCdktf:
                         print(line, end="", flush=True)
                 code = process.wait()
             except BaseException:
-                # Ctrl-C or SIGTERM: let cdktf/Terraform stop and save state, then make sure it is gone.
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        process.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.wait()
+                terraform_run.stop_gracefully(process)  # let cdktf/Terraform save state, then be gone
                 raise
         output = "".join(lines)
         if code != 0:

@@ -60,15 +60,20 @@ def topic_policy(account: AccountConfig, topic_arn: str, publisher_role_arn: str
                     "StringEquals": {"aws:SourceAccount": acct},
                 },
             },
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
+            deny_insecure_publish(topic_arn),
         ],
+    }
+
+
+def deny_insecure_publish(topic_arn: str) -> dict:
+    """Refuse publishing over plain HTTP."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
 
 
@@ -76,16 +81,7 @@ def chat_topic_policy(topic_arn: str) -> dict:
     """The functions publish through their identity policies (same account); plain HTTP is refused."""
     return {
         "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
+        "Statement": [deny_insecure_publish(topic_arn)],
     }
 
 
