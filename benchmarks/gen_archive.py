@@ -7,6 +7,10 @@ STS, KMS, IAM, SSM, Lambda, ...), a few percent are S3 management calls that no 
 reads (GetBucketAcl, PutBucketTagging, ...), and a small share of files hold one to three
 watched calls (PutBucketPolicy, PutBucketAcl, Block Public Access changes, CreateBucket, ...).
 
+``profile`` (``--profile``) changes the mix: ``sparse`` is the archive above; ``dense`` puts
+about 1% watched calls in every file; ``data-events`` adds about 30% S3 data events
+(GetObject/PutObject, a few PutObject with an ``x-amz-acl`` header) to ``dense``.
+
 The same seed gives byte-identical files; an archive already generated with the same
 parameters is reused (see ``.manifest.json``).
 
@@ -27,6 +31,13 @@ from multiprocessing import Pool
 from typing import Any
 
 FORMAT_VERSION = 1
+# sparse: today's archive (a few files hold one to three watched calls);
+# dense: about 1% watched calls in every file;
+# data-events: dense plus about 30% S3 data events (GetObject/PutObject), a few PutObject with ACL headers.
+PROFILES = ("sparse", "dense", "data-events")
+DENSE_SHARE = 0.01  # share of records that are watched calls in every file (dense, data-events)
+DATA_EVENTS_SHARE = 0.30  # share of records that are S3 data events (data-events)
+ACL_HEADER_SHARE = 0.002  # share of PutObject data events that carry an x-amz-acl header
 ACCOUNT = "318473062105"
 REGIONS = ("us-east-1", "eu-west-1", "eu-central-1")
 FILES_WATCHED_SHARE = 0.08  # share of files that hold watched events
@@ -284,9 +295,35 @@ def _file_sizes(total: int, rng: random.Random) -> list[int]:
     return sizes
 
 
-def _write_file(job: tuple[str, int, int, int]) -> tuple[str, int, int, int]:
+def _data_event(rng: random.Random, record: dict[str, Any]) -> None:
+    """Turn ``record`` into an S3 data event: GetObject or PutObject, rarely with an ACL header."""
+    bucket = rng.choice(BUCKETS)
+    name = rng.choice(("GetObject", "PutObject"))
+    params: dict[str, Any] = {
+        "bucketName": bucket,
+        "Host": f"{bucket}.s3.amazonaws.com",
+        "key": f"data/{rng.getrandbits(40):x}/part-{rng.randrange(1000):04d}.parquet",
+    }
+    if name == "PutObject" and rng.random() < ACL_HEADER_SHARE:
+        params["x-amz-acl"] = rng.choice(("public-read", "private", "bucket-owner-full-control"))
+    record.update(
+        eventSource="s3.amazonaws.com",
+        eventName=name,
+        requestParameters=params,
+        responseElements=None,
+        readOnly=name == "GetObject",
+        managementEvent=False,
+        eventCategory="Data",
+        resources=[
+            {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{params['key']}"},
+            {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"},
+        ],
+    )
+
+
+def _write_file(job: tuple[str, int, int, int, str]) -> tuple[str, int, int, int]:
     """Write file number ``index``; returns (path, records, watched records, decompressed bytes)."""
-    out_dir, seed, index, size = job
+    out_dir, seed, index, size, profile = job
     rng = random.Random(seed * 1_000_003 + index)
     region = REGIONS[index % len(REGIONS)]
     start = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(minutes=5 * index)
@@ -299,8 +336,15 @@ def _write_file(job: tuple[str, int, int, int]) -> tuple[str, int, int, int]:
         else:
             source, name, _ = rng.choices(NOISE, weights)[0]
             records.append(_record(rng, when, region, source, name))
-    if rng.random() < FILES_WATCHED_SHARE:
-        for _ in range(rng.randint(1, 3)):
+    if profile == "data-events":
+        for slot in rng.sample(range(size), int(size * DATA_EVENTS_SHARE)):
+            _data_event(rng, records[slot])
+    if profile == "sparse":
+        calls = rng.randint(1, 3) if rng.random() < FILES_WATCHED_SHARE else 0
+    else:
+        calls = max(1, round(size * DENSE_SHARE))
+    if calls:
+        for _ in range(calls):
             slot = rng.randrange(size)
             record = records[slot]
             bucket = rng.choice(BUCKETS)
@@ -308,7 +352,10 @@ def _write_file(job: tuple[str, int, int, int]) -> tuple[str, int, int, int]:
             record.update(eventSource="s3.amazonaws.com", eventName=name, requestParameters=params)
             record["readOnly"] = False
     watched = sum(
-        1 for r in records if r["eventSource"] == "s3.amazonaws.com" and r["eventName"] not in S3_NOISE
+        1
+        for r in records
+        if r["eventSource"] == "s3.amazonaws.com"
+        and r["eventName"] not in (*S3_NOISE, "GetObject", "PutObject")
     )
     stamp = start.strftime("%Y%m%dT%H%MZ")
     folder = os.path.join(out_dir, "AWSLogs", ACCOUNT, "CloudTrail", region, start.strftime("%Y/%m/%d"))
@@ -321,11 +368,20 @@ def _write_file(job: tuple[str, int, int, int]) -> tuple[str, int, int, int]:
     return os.path.relpath(path, out_dir), size, watched, len(body)
 
 
-def generate(out_dir: str, events: int, seed: int = 7, jobs: int | None = None) -> dict[str, Any]:
-    """Create (or reuse) the archive in ``out_dir``; returns its manifest (file paths relative to it)."""
+def generate(
+    out_dir: str, events: int, seed: int = 7, jobs: int | None = None, profile: str = "sparse"
+) -> dict[str, Any]:
+    """Create (or reuse) the archive in ``out_dir``; returns its manifest (file paths relative to it).
+
+    ``watched`` in the manifest counts the watched management calls placed (not data events).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
     # Hidden, so that `detect` walking the archive skips it.
     manifest_path = os.path.join(out_dir, ".manifest.json")
-    wanted = {"format": FORMAT_VERSION, "events": events, "seed": seed}
+    wanted: dict[str, Any] = {"format": FORMAT_VERSION, "events": events, "seed": seed}
+    if profile != "sparse":  # sparse manifests stay as they were, so cached archives are reused
+        wanted["profile"] = profile
     if os.path.exists(manifest_path):
         with open(manifest_path) as handle:
             manifest = json.load(handle)
@@ -335,7 +391,7 @@ def generate(out_dir: str, events: int, seed: int = 7, jobs: int | None = None) 
             return manifest
     sizes = _file_sizes(events, random.Random(seed))
     os.makedirs(out_dir, exist_ok=True)
-    job_list = [(out_dir, seed, index, size) for index, size in enumerate(sizes)]
+    job_list = [(out_dir, seed, index, size, profile) for index, size in enumerate(sizes)]
     with Pool(jobs or os.cpu_count() or 1) as pool:
         written = pool.map(_write_file, job_list, chunksize=8)
     manifest = {
@@ -355,9 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", choices=PROFILES, default="sparse")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out", "archive-1000000-7"))
     args = parser.parse_args(argv)
-    manifest = generate(args.out, args.events, args.seed)
+    manifest = generate(args.out, args.events, args.seed, profile=args.profile)
     summary = {k: v for k, v in manifest.items() if k != "files"}
     print(json.dumps({**summary, "file_count": len(manifest["files"])}), file=sys.stderr)
     return 0

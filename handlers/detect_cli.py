@@ -30,10 +30,14 @@ Output contract:
 
 Speed: a file is decompressed whole (up to 64 MiB; larger ones are streamed) and a
 bytes-level prefilter (:mod:`handlers.prefilter`) decides whether it can hold a watched
-event at all; only such files are parsed. Files are spread over worker processes (one
-per core). A file the prefilter skips is not parsed, so JSON damage inside it is not
-seen unless it breaks the file's outline (first and last character) or its gzip
-stream; ``--strict`` parses every file in full.
+event at all; only such files are parsed. In a file CloudTrail wrote (compact
+``{"Records":[...]}``), only the records holding a watched ``eventName`` (and, for calls a
+rule reads only with certain text, that text) are parsed
+(:func:`handlers.prefilter.records_to_parse`); any other file is parsed whole. Files are
+spread over worker processes (one per core). A file the prefilter skips is not parsed, so
+JSON damage inside it is not seen unless it breaks the file's outline (first and last character) or its gzip
+stream (nor is damage outside the records parsed in a file read record by record);
+``--strict`` parses every file in full.
 """
 
 from __future__ import annotations
@@ -67,7 +71,14 @@ from handlers.cloudtrail_files import (
     source_name,
     text_buffer_for,
 )
-from handlers.prefilter import ChunkedPrefilter, count_records, may_contain_watched, watch_for
+from handlers.prefilter import (
+    ChunkedPrefilter,
+    RecordPlan,
+    count_records,
+    may_contain_watched,
+    records_to_parse,
+    watch_for,
+)
 from handlers.records import as_text
 from handlers.rules import watched_event_names
 from handlers.rules.detector_context import DEFAULT_APPROVAL_TAG, NO_CONTEXT, DetectorContext
@@ -90,6 +101,7 @@ class FileReport:
     watched: int = 0
     not_records: int = 0  # decoded values that are not objects (e.g. numbers in an array)
     parsed: bool = False
+    by_record: bool = False  # only the records holding a watched name were parsed (see records_to_parse)
     ruled_out: bool = False  # the prefilter showed it cannot hold a watched event, so it was not parsed
     findings: list[str] = field(default_factory=list)  # JSON lines
     verdicts: Counter[str] = field(default_factory=Counter)
@@ -133,6 +145,31 @@ def _classify_all(report: FileReport, values: Iterator[object], context: Detecto
             report.verdicts[finding["verdict"]] += 1
 
 
+def _classify_plan(report: FileReport, plan: RecordPlan, context: DetectorContext) -> bool:
+    """Parse and classify only the records of ``plan``; False (nothing done) when one of them is not
+    the plain record it must be, so that the caller parses the file whole instead."""
+    records = []
+    for raw, name in plan.records:
+        try:
+            record = json.loads(raw)
+        except ValueError:  # damaged, or not one object: only a full parse says what the file holds
+            return False
+        if (
+            not isinstance(record, dict)
+            or as_text(record.get("eventName")) != name.decode()
+            or "Records" in record  # iter_records would open a nested Records list
+            or ("detail" in record and "detail-type" in record)  # unwrap would read the envelope's detail
+        ):
+            return False
+        records.append(record)
+    _classify_all(report, iter(records), context)
+    # As a full parse counts them: every record, and every record with a watched name.
+    report.records = plan.total
+    report.watched += plan.skipped
+    report.parsed = report.by_record = True
+    return True
+
+
 def scan_file(
     source: Source, strict: bool = False, limit: int = IN_MEMORY_LIMIT, context: DetectorContext = NO_CONTEXT
 ) -> FileReport:
@@ -162,6 +199,10 @@ def scan_file(
                 report.ruled_out = True
                 report.records = count_records(data)
                 return report
+            if not strict:
+                plan = records_to_parse(data, context)
+                if plan is not None and _classify_plan(report, plan, context):
+                    return report
         elif not strict:
             prefilter = ChunkedPrefilter(watched, conditional)
             first, last = b"", b""
@@ -406,11 +447,51 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the bucket tag key approving public access (exceptions.approval_tag; "
         f"default {DEFAULT_APPROVAL_TAG}): setting it or deleting a bucket's tags is reported",
     )
+    scale = parser.add_argument_group(
+        "past one machine",
+        "print a query for Athena's CloudTrail table or CloudTrail Lake that selects only the records "
+        "some rule reads, then classify its results",
+    )
+    scale.add_argument(
+        "--print-sql",
+        choices=("athena", "cloudtrail-lake"),
+        metavar="ENGINE",
+        help="print the query for ENGINE (athena or cloudtrail-lake) over --since/--until and exit",
+    )
+    scale.add_argument(
+        "--table",
+        metavar="NAME",
+        help="--print-sql: the Athena table (default cloudtrail_logs_pp, the documented partition-"
+        "projection table) or the CloudTrail Lake event data store ID (default $EDS_ID)",
+    )
+    scale.add_argument(
+        "--from-query-results",
+        action="store_true",
+        help="PATH... are query results (Athena CSV or JSON, CloudTrail Lake JSON): classify their rows",
+    )
     return parser
 
 
 def _check_args(args: argparse.Namespace) -> str:
     """Which mode the arguments ask for ("files", "s3" or "lookup"); raises :class:`_Usage`."""
+    if args.table and not args.print_sql:
+        raise _Usage("--table is for --print-sql")
+    if args.print_sql:
+        if args.paths or args.lookup_events or args.from_query_results:
+            raise _Usage("--print-sql reads no PATH: it prints a query for --since/--until")
+        if not args.since:
+            raise _Usage("--print-sql needs --since (an unbounded query scans the whole trail)")
+        if args.accounts or args.regions:
+            raise _Usage("--accounts and --regions are for s3:// and --lookup-events")
+        return "sql"
+    if args.from_query_results:
+        if not args.paths:
+            raise _Usage("--from-query-results needs FILE...")
+        if args.lookup_events or args.since or args.until or args.accounts or args.regions:
+            raise _Usage("--from-query-results reads only its FILEs (the window is in the query)")
+        if any(p.lower().startswith("s3:") for p in args.paths):
+            raise _Usage("--from-query-results reads local files; download the results first")
+        return "results"
     remote = [p for p in args.paths if p.lower().startswith("s3:")]
     windowed = args.since or args.until or args.accounts or args.regions
     if args.lookup_events:
@@ -434,9 +515,10 @@ def _check_args(args: argparse.Namespace) -> str:
     for account in _csv(args.accounts):
         if not account.isdigit() or len(account) != 12:
             raise _Usage(f"--accounts: {account!r} is not a 12-digit account ID")
-    from handlers.detect_sources import is_region
-
-    for region in _csv(args.regions):
+    regions = _csv(args.regions)
+    if regions:  # imported only when needed: it loads boto3, a tenth of a second of every local run
+        from handlers.detect_sources import is_region
+    for region in regions:
         if not is_region(region):
             raise _Usage(f"--regions: {region!r} is not a region name (like eu-west-1)")
     if args.jobs < 1:
@@ -474,6 +556,19 @@ def main(
     try:
         mode = _check_args(args)
         emit = _formatter(args.format)
+        if mode == "sql":
+            from handlers.detect_sources import SourceError
+            from handlers.detect_sql import main_sql
+
+            try:
+                return main_sql(args, context, now=now, stdout=out)
+            except (SourceError, ValueError) as exc:  # a bad window
+                print(f"detect: error: {exc}", file=err)
+                return 2
+        if mode == "results":
+            from handlers.query_results import main_results
+
+            return main_results(args.paths, context, emit=emit, stdout=out, stderr=err)
         if mode == "files":
             return _files_main(args, mode, context, emit, out, err, now or datetime.now(UTC), clock)
         from handlers.detect_sources import SourceError

@@ -31,14 +31,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cache
 
-from handlers.rules import WATCHED_EVENT_NAMES, event_markers, watched_event_names
+from handlers.acl import GRANT_HEADERS
+from handlers.rules import RULES_BY_EVENT, WATCHED_EVENT_NAMES, acl_grants, event_markers, watched_event_names
+from handlers.rules import _can_fire as can_fire
 from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
 
 # JSON's insignificant whitespace: exactly these four characters (RFC 8259, section 2).
 _WS = rb"[ \t\r\n]*"
+_LEADING_WS = re.compile(_WS)
+_JSON_WS = b" \t\r\n"
 
 # An escape of a character from '@' to DEL, which includes A-Z and a-z.
 LETTER_ESCAPE = re.compile(rb"\\u00[4-7][0-9a-fA-F]")
@@ -178,3 +183,149 @@ class ChunkedPrefilter:
             seen.update(text for text in texts if text not in seen and text in texts_window)
             complete = complete or (self._names_seen[index] and len(seen) == len(texts))
         return complete
+
+
+# --- Record level -------------------------------------------------------------------------------
+#
+# A candidate file that is written the way CloudTrail writes it (compact ``{"Records":[...]}``,
+# every record an object whose first key is ``eventVersion``) need not be parsed whole: only the
+# records holding a watched ``"eventName"`` are. :func:`records_to_parse` returns their text, or
+# None whenever it cannot show that this gives the same records as parsing the file.
+
+_RECORDS_OPEN = b'{"Records":['
+_RECORD_START = b'{"eventVersion"'
+_BOUNDARY = b'},{"eventVersion"'  # between two records of the Records array
+_COMPACT_KEY = b'"eventName":"'
+
+
+# Optional-ACL calls (CreateBucket, PutObject, CopyObject) find something only with an ACL in one
+# of its three request forms (handlers.acl): the canned header, a grant header or an XML body. The
+# texts come from the ACL reader's own tables; keys match case-insensitively (get_ci) and may be
+# spelled with any \u escape, so any escape in the record counts as a match.
+def _common_prefix(words: Iterable[str]) -> str:
+    first, last = min(words), max(words)
+    size = 0
+    while size < len(first) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
+# The request forms the ACL reader (handlers.acl) looks for: the canned header, a grant header
+# (GRANT_HEADERS' common prefix, x-amz-grant-) and the XML body. detect_sql selects by the same texts.
+ACL_TEXTS: tuple[str, ...] = (
+    "x-amz-acl",
+    _common_prefix(GRANT_HEADERS),
+    "AccessControlPolicy",
+    "accessControlList",
+)
+_ACL_TEXTS_LOWER = tuple(dict.fromkeys(text.lower().encode() for text in ACL_TEXTS))
+
+
+def _acl_optional_names(context: DetectorContext) -> frozenset[str]:
+    """Names whose only reader (given ``context``) is the ACL rule and for which an ACL is optional."""
+    names = set()
+    for name in set(acl_grants.EVENT_NAMES) - acl_grants.ACL_REQUIRED:
+        readers = [m for m in RULES_BY_EVENT.get((acl_grants.EVENT_SOURCE, name), ()) if can_fire(m, context)]
+        if readers == [acl_grants]:
+            names.add(name)
+    return frozenset(names)
+
+
+def _any_acl_text(raw: bytes) -> bool:
+    lowered = raw.lower()  # keys match whatever their case (handlers.records.get_ci)
+    return b"\\u" in raw or any(text in lowered for text in _ACL_TEXTS_LOWER)
+
+
+def _always(raw: bytes) -> bool:
+    return True
+
+
+RecordTest = Callable[[bytes], bool]
+
+
+@cache
+def record_tests(context: DetectorContext = NO_CONTEXT) -> dict[bytes, RecordTest]:
+    """Per watched name (as bytes), a cheap test of a record's raw text: False only when no rule
+    can find anything in it. Derived from the registry: a rule's ``prefilter_markers`` (all of
+    the texts), and the ACL rule's calls for which an ACL is optional (any ACL text: without an
+    ACL in any request form the rule finds nothing)."""
+    names = watched_event_names(context)
+    markers = event_markers(context)
+    acl_optional = _acl_optional_names(context)
+    tests: dict[bytes, RecordTest] = {}
+    for name in sorted(names):
+        test: RecordTest = _always
+        if name in markers:
+            texts = tuple(dict.fromkeys(text.encode() for text in markers[name]))
+
+            def test(raw: bytes, texts: tuple[bytes, ...] = texts) -> bool:
+                return b"\\u" in raw or all(text in raw for text in texts)
+
+        elif name in acl_optional:
+            test = _any_acl_text
+        tests[name.encode()] = test
+    return tests
+
+
+@dataclass
+class RecordPlan:
+    """What :func:`records_to_parse` found: the raw records to parse, in file order."""
+
+    records: list[tuple[bytes, bytes]]  # (raw text of the record, its watched eventName)
+    total: int  # records in the file (counted by their "eventVersion" key)
+    skipped: int  # watched names whose record failed its cheap test (not parsed)
+
+
+def records_to_parse(data: bytes, context: DetectorContext = NO_CONTEXT) -> RecordPlan | None:
+    """The records of ``data`` (one whole file) that some rule may act on, or None when the file
+    must be parsed whole because the shortcut cannot be shown to be exact for it.
+
+    The shortcut holds when the file is ``{"Records":[`` + records + ``]}`` (compact, surrounding
+    whitespace allowed), and every ``{"eventVersion"`` in it starts a record: it follows the
+    opening ``[`` once and ``},`` everywhere else (nothing starts with it after ``:`` or another
+    ``[``). Each watched ``"eventName"`` hit must be compact and follow a ``,`` (so it is a key,
+    not an escaped quote inside a string). Its record is the text from the last record start
+    before it to the next record boundary, and it must parse as exactly one object whose
+    ``eventName`` is the hit's name. Letter escapes (``\\u0050utObject``) mean None. What parsing
+    each record then finds is checked by the caller (it raises on damaged text: full parse).
+    """
+    if not is_utf8(data) or data[:3] == b"\xef\xbb\xbf":
+        return None
+    start = _LEADING_WS.match(data).end()  # type: ignore[union-attr]
+    end = len(data)
+    while end and data[end - 1] in _JSON_WS:
+        end -= 1
+    if not data.startswith(_RECORDS_OPEN, start) or not data.endswith(b"]}", 0, end):
+        return None
+    if b"\\" in data and LETTER_ESCAPE.search(data):
+        return None
+    starts = data.count(_RECORD_START)
+    first = start + len(_RECORDS_OPEN)
+    # The first record start follows "[" and every other one "},": nothing else starts like a record.
+    if starts and (not data.startswith(_RECORD_START, first) or data.count(_BOUNDARY) != starts - 1):
+        return None
+    names = watched_event_names(context)
+    tests = record_tests(context)
+    hits = pattern_for(names).finditer(data)
+    plan = RecordPlan([], starts, 0)
+    last_start = -1
+    for hit in hits:
+        at = hit.start()
+        text = hit.group()
+        if not text.startswith(_COMPACT_KEY) or data[at - 1 : at] != b"," or not text.endswith(b'"'):
+            return None  # whitespace, a list value, or not plainly a key
+        name = text[len(_COMPACT_KEY) : -1]
+        record_start = data.rfind(_RECORD_START, first, at)
+        if record_start < 0:
+            return None
+        if record_start == last_start:
+            continue  # a second hit in the same record: parsed once already (and checked there)
+        boundary = data.find(_BOUNDARY, at)
+        record_end = boundary + 1 if boundary >= 0 else end - 2  # the last record ends before "]}"
+        raw = data[record_start:record_end]
+        if not tests[name](raw):
+            plan.skipped += 1
+            continue
+        last_start = record_start
+        plan.records.append((raw, name))
+    return plan
