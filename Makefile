@@ -56,13 +56,15 @@ demo-real-account: bootstrap
 
 # The offline classifier over the labelled dataset (JSON lines on stdout).
 detect-dataset: bootstrap
-	$(PIPENV) run python -m handlers.detect_cli dataset
+	$(PIPENV) run python -m handlers.offline.detect_cli dataset
 
 detect: bootstrap
-	$(PIPENV) run python -m handlers.detect_cli $(ARGS)
+	$(PIPENV) run python -m handlers.offline.detect_cli $(ARGS)
 
 test: bootstrap
 	$(PIPENV) run ruff check .
+	$(PIPENV) run ruff format --check .
+	$(PIPENV) run mypy
 	$(PIPENV) run pytest -q
 
 lint: bootstrap

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from stacks.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from stacks.config import DEFAULT_CONFIG_PATH, ConfigError, blind_spot_warnings, load_config
 
 
 def main() -> int:
@@ -20,6 +20,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    for warning in blind_spot_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     # Imported after validation: a config error should not wait for the bindings to load.
     from stacks.app import build_app
     from stacks.providers import ProviderOptions

@@ -16,7 +16,6 @@ figure is a floor set partly by moto's own CPU; real S3 adds network latency per
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -31,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 
-from benchmarks.detect_throughput import Run, best_of
+from benchmarks.detect_throughput import Run, archive_parser, best_of
 from benchmarks.gen_archive import generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,11 +94,7 @@ def _upload(endpoint: str, archive: str, files: list[str]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000, help="events in the archive (default 200k)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out"))
-    parser.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest counts")
+    parser = archive_parser(__doc__.split("\n\n")[0], 200_000, "200k", "runs per case; the fastest counts")
     parser.add_argument(
         "--s3-jobs", default="", help="comma-separated --jobs values for the s3:// runs (default: detect's)"
     )
@@ -128,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "AWS_DEFAULT_REGION": REGION,
         }
         env.pop("AWS_PROFILE", None)
-        detect = [sys.executable, "-m", "handlers.detect_cli"]
+        detect = [sys.executable, "-m", "handlers.offline.detect_cli"]
         local_out = os.path.join(args.out, "detect-local.jsonl")
         cases: list[tuple[str, Run, str]] = [("local files", Run([*detect, archive], local_out), local_out)]
         s3_args = [*detect, f"s3://{BUCKET}/", "--since", since, "--until", until]
@@ -156,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\narchive: {events:,} events in {len(files)} gzipped objects ({mib:,.0f} MiB decompressed), "
         f"days {since} to {until}; machine: {os.cpu_count()} cores; S3: moto server on 127.0.0.1"
     )
-    print(f"\n{'case':<24}{'wall s':>9}{'events/s':>12}{'objects/s':>11}{'CPU s':>9}{'peak RSS MiB':>14}")
+    print(f"\n{'case':<24}{'wall s':>9}{'events/s':>12}{'objects/s':>11}{'CPU s':>9}{'peak MiB':>14}")
     same = True
     for label, run, out in results:
         with open(out) as handle:

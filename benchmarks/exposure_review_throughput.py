@@ -11,7 +11,8 @@ quotes, URL-encoded UTF-8 keys, trailing fields of every vintage, and 0.5% malfo
 
 Each tool runs as a subprocess over the same file with its output going to a file:
 
-* ``review``: ``python -m handlers.review_cli`` (:func:`handlers.exposure_review.review_paths`);
+* ``review``: ``python -m handlers.offline.review_cli``
+  (:func:`handlers.review.exposure_review.review_paths`);
 * ``naive csv``: ``csv.reader`` (space-delimited, quoted, escaped) + ``datetime.strptime`` per line,
   the same window/bucket/class counting with plain ``Counter``s (a line truncated inside a quote
   swallows the next lines, as csv does: its counts may be a little off);
@@ -19,7 +20,8 @@ Each tool runs as a subprocess over the same file with its output going to a fil
 * ``awk``: counting anonymous lines (``$6 == "-"``), a floor: it parses nothing.
 
 The table gives wall seconds (best of ``--repeat``), lines/s, CPU seconds (user + sys of the
-process tree) and peak RSS; then review/naive and review/awk speed ratios. Goal: review >= 2x naive.
+process tree) and peak memory (PSS, as detect_throughput); then review/naive and review/awk
+speed ratios. Goal: review >= 2x naive.
 The review's counts are checked against what the generator wrote (the naive ones are shown).
 """
 
@@ -36,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.detect_throughput import ROOT, Run, best_of
+from benchmarks.detect_throughput import ROOT, Run, best_of, print_table
 
 FORMAT_VERSION = 1
 ACCOUNT = "318473062105"
@@ -239,7 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     naive_re_out = os.path.join(args.out, "review-naive-re.json")
     awk_out = os.path.join(args.out, "review-awk.txt")
     cat = f"zcat '{path}'" if args.gzip else f"cat '{path}'"
-    review_cmd = [sys.executable, "-m", "handlers.review_cli", "--bucket", BUCKET, "--account", ACCOUNT]
+    review_cmd = [
+        sys.executable,
+        "-m",
+        "handlers.offline.review_cli",
+        "--bucket",
+        BUCKET,
+        "--account",
+        ACCOUNT,
+    ]
     tools: list[tuple[str, Run]] = [
         (
             "awk (anon lines)",
@@ -279,13 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"awk anonymous lines {awk_count:,} (generated {manifest['anonymous_lines']:,})"
     )
     review = results["review"]
-    print(f"\n{'tool':<22}{'wall s':>9}{'lines/s':>12}{'CPU s':>9}{'peak RSS MiB':>14}{'review is':>12}")
-    for label, run in results.items():
-        ratio = run.wall / review.wall
-        print(
-            f"{label:<22}{run.wall:>9.2f}{lines / run.wall:>12,.0f}{run.cpu:>9.2f}"
-            f"{run.peak_rss_kib / 1024:>14.0f}{'' if label == 'review' else f'{ratio:.2f}x':>12}"
-        )
+    print_table(results, "review", lines, "lines", 22)
     csv_ratio = results["naive csv+strptime"].wall / review.wall
     re_ratio = results["naive re+strptime"].wall / review.wall
     awk_ratio = results["awk (anon lines)"].wall / review.wall

@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python benchmarks/handler_cold_start.py [--runs 7] [--events 200]
 
-1. Import: ``python -X importtime`` of ``handlers.response`` vs of ``boto3`` alone, in
+1. Import: ``python -X importtime`` of ``handlers.response.function`` vs of ``boto3`` alone, in
    fresh interpreters, median of ``--runs``. Budget (issue 4): the handler module adds
    <= 50 ms beyond boto3. Measured twice: without bytecode cache (this machine sets
    PYTHONDONTWRITEBYTECODE=1, and a Lambda zip without .pyc files behaves the same way:
@@ -53,7 +53,7 @@ def import_times(code: str, env: dict[str, str], python: str = sys.executable) -
 
 
 def import_table(runs: int) -> list[tuple[str, float, float]]:
-    """Per variant: median ms of ``import boto3`` and of ``import handlers.response`` after boto3."""
+    """Per variant: median ms of ``import boto3`` and of ``import handlers.response.function`` after boto3."""
     rows = []
     base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as cache:
@@ -66,12 +66,16 @@ def import_table(runs: int) -> list[tuple[str, float, float]]:
         }
         for label, env in variants.items():
             if "PYTHONPYCACHEPREFIX" in env:
-                import_times("import handlers.response", env)  # fill the cache
+                import_times("import handlers.response.function", env)  # fill the cache
             boto, added = [], []
             for _ in range(runs):
                 boto.append(import_times("import boto3", env)["boto3"])
                 # With boto3 already imported, the handler's own cumulative time is exactly what it adds.
-                added.append(import_times("import boto3; import handlers.response", env)["handlers.response"])
+                added.append(
+                    import_times("import boto3; import handlers.response.function", env)[
+                        "handlers.response.function"
+                    ]
+                )
             rows.append((label, statistics.median(boto), statistics.median(added)))
         rows.extend(shipped_bytecode_rows(runs))
     return rows
@@ -102,7 +106,9 @@ def shipped_bytecode_rows(runs: int) -> list[tuple[str, float, float]]:
         for _ in range(runs):
             boto.append(import_times("import boto3", env, python)["boto3"])
             added.append(
-                import_times("import boto3; import handlers.response", env, python)["handlers.response"]
+                import_times("import boto3; import handlers.response.function", env, python)[
+                    "handlers.response.function"
+                ]
             )
     return [("shipped bytecode (3.12 zip)", statistics.median(boto), statistics.median(added))]
 
@@ -128,9 +134,9 @@ def event_timings(events: int) -> list[tuple[str, float, float, float, float]]:
     import boto3
     from moto import mock_aws
 
-    from handlers import aws_clients, exposure
-    from handlers.response import respond
-    from handlers.response_config import load_settings
+    from handlers.response import aws_clients, exposure
+    from handlers.response.function import respond
+    from handlers.response.response_config import load_settings
 
     latency = {"seconds": 0.0}
 

@@ -3,7 +3,7 @@
 Run:  .venv/bin/python -m benchmarks.sink_latency [--alerts 200]
 
 Builds one alert per labelled dataset finding (the real pipeline, mode off, exposure not read),
-then times :func:`handlers.sinks.deliver` per alert, in-process against moto: the alert topic
+then times :func:`handlers.response.sinks.deliver` per alert, in-process against moto: the alert topic
 alone (the baseline), each other sink alone, and all of them. Again with 20 ms of simulated
 network latency per AWS call, which is closer to what a Lambda sees (moto answers in-process).
 moto lacks Security Hub's ``BatchUpdateFindings``: it is answered in AWS's documented shape by
@@ -24,9 +24,9 @@ SIMULATED_LATENCY_S = 0.020
 
 def _alerts(settings: Any, limit: int) -> list[Any]:
     from demo import dataset_loader
-    from handlers.classify import classify
-    from handlers.decision import decide
-    from handlers.exposure import not_checked
+    from handlers.detection.classify import classify
+    from handlers.response.decision import decide
+    from handlers.response.exposure import not_checked
 
     now = datetime.now(UTC)
     built = []
@@ -52,8 +52,8 @@ def main() -> None:
     from moto import mock_aws
 
     from demo.lambda_worker import security_hub_gaps
-    from handlers import aws_clients, sinks
-    from handlers.response_config import load_settings
+    from handlers.response import aws_clients, sinks
+    from handlers.response.response_config import load_settings
 
     with mock_aws():
         import boto3

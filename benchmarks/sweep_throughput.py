@@ -49,6 +49,8 @@ def setup_env() -> None:
 
 def build(session: Any, buckets: int) -> str:
     """``buckets`` buckets (1 in 10 public by policy, 1 in 20 by ACL); returns the topic ARN."""
+    from demo.policy_documents import public_read_policy  # after setup_env: the repo on sys.path
+
     topic = session.client("sns").create_topic(Name="alerts")["TopicArn"]
     session.client("dynamodb").create_table(
         TableName=TABLE,
@@ -61,18 +63,7 @@ def build(session: Any, buckets: int) -> str:
         name = f"bench-{index:05d}"
         s3.create_bucket(Bucket=name)
         if index % 10 == 0:
-            policy = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": "*",
-                        "Action": "s3:GetObject",
-                        "Resource": f"arn:aws:s3:::{name}/*",
-                    }
-                ],
-            }
-            s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
+            s3.put_bucket_policy(Bucket=name, Policy=json.dumps(public_read_policy(name)))
         elif index % 20 == 5:
             s3.put_bucket_acl(Bucket=name, ACL="public-read")
     return topic
@@ -88,8 +79,8 @@ def measure(sweep: Any, settings: Any, refs: list[Any], threads: int) -> tuple[f
     """(wall seconds, CPU seconds, buckets checked) for one pass over ``refs`` on ``threads`` threads."""
     from dataclasses import replace
 
-    from handlers.exposure import account_bpa_read
-    from handlers.exposure_ledger import ExposureLedger
+    from handlers.response.exposure import account_bpa_read
+    from handlers.response.exposure_ledger import ExposureLedger
 
     tuned = replace(settings, threads=threads)
     context = sweep.SweepContext(
@@ -126,8 +117,9 @@ def main() -> None:
     import boto3
     from moto import mock_aws
 
-    from handlers import aws_clients, sweep
-    from handlers.sweep_config import load_sweep_settings
+    from handlers.response import aws_clients
+    from handlers.sweep import function as sweep
+    from handlers.sweep.config import load_sweep_settings
 
     logging.getLogger("handlers").setLevel(logging.WARNING)  # the per-bucket lines are not the point
     latency = args.latency_ms / 1000

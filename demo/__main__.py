@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from handlers.permissions import MODES
+from handlers.response.permissions import MODES
 
 MODE_CHOICES = ("default", "all", *MODES)
 

@@ -2,7 +2,8 @@
 
 Each file holds ``description``, ``provenance``, ``expect``, a full CloudTrail
 ``record`` and, optionally, a ``context``: the detector's own trail, bucket and keys, or
-its approval tag, the case is labelled under (:mod:`handlers.rules.detector_context`). The directory names the
+its approval tag, the case is labelled under (:mod:`handlers.detection.rules.detector_context`).
+The directory names the
 rule module that reads the record (or ``routine`` for calls no rule reads). A malformed case file raises
 :class:`DatasetError` naming the file and the field, so a typo fails loudly instead
 of silently dropping a case.
@@ -14,16 +15,19 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_mapping
+from handlers.detection.finding import Route
+from handlers.detection.rules import TARGET_LABELS
+from handlers.detection.rules.detector_context import NO_CONTEXT, DetectorContext, from_mapping
 
 DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
 
 VERDICTS = frozenset({"public", "weakening", "attempt", "undetermined", "tamper", "approval", "none"})
-ROUTES = frozenset({"public-body", "public-header", "guard-removal", "trail-tamper"})
+ROUTES = frozenset(get_args(Route))  # defined once, in handlers.detection.finding
 VARIANTS = frozenset({"body", "header", "unknown"})
-SCOPES = frozenset({"bucket", "object", "account", "access-point", "trail"})
+# Buckets, objects, accounts and trails, plus the targets the rules declare (access points, ...).
+SCOPES = frozenset({"bucket", "object", "account", "trail", *TARGET_LABELS})
 ACCESS = frozenset({"read", "write", "acl-read", "acl-write", "policy-write", "all", "other"})
 # "bucket" names the bucket a finding is about when it is not the one the call addressed
 # (PutBucketLogging exposes the log *target* bucket).

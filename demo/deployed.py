@@ -1,6 +1,6 @@
 """The stack as deployed, read back from the account: its rules, their targets and the function.
 
-Routing is decided by what EventBridge holds, not by ``handlers/event_patterns.py``: the
+Routing is decided by what EventBridge holds, not by ``handlers/detection/event_patterns.py``: the
 rules are listed and described in every watched region and matched with the faithful
 pattern engine. A rule whose target is another region's event bus forwards the event
 there (the event keeps its own region), where that bus's rules match it again; a rule

@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from handlers.records import actor
+from demo.policy_documents import policy_document
+from handlers.detection.records import actor
 
 # Actors with history in the seeded LookupEvents (by the end of their ARN); the rest are new.
 REGULARS = (
@@ -64,18 +65,15 @@ def write_history(path: Path, records: list[dict[str, Any]]) -> Path:
 def prepare_log_bucket(s3: Any) -> None:
     """The bucket S3 delivers access logs to, with the policy that lets the logging service write."""
     s3.create_bucket(Bucket=LOG_BUCKET)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "S3ServerAccessLogsPolicy",
-                "Effect": "Allow",
-                "Principal": {"Service": "logging.s3.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": f"arn:aws:s3:::{LOG_BUCKET}/*",
-            }
-        ],
-    }
+    policy = policy_document(
+        {
+            "Sid": "S3ServerAccessLogsPolicy",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{LOG_BUCKET}/*",
+        }
+    )
     s3.put_bucket_policy(Bucket=LOG_BUCKET, Policy=json.dumps(policy))
 
 

@@ -8,7 +8,7 @@ one JSON reply per line on the original stdout; the handler's own prints and log
 stderr and are returned with the reply, as CloudWatch would hold them.
 
 Every AWS call the handler makes is observed through the package's client seam
-(``handlers.aws_clients.add_client_hook``) with its outcome, so the harness can report
+(``handlers.response.aws_clients.add_client_hook``) with its outcome, so the harness can report
 refused calls and when the bucket was closed.
 
 An optional second argument names a JSON file of CloudTrail records: the emulator has no
@@ -146,8 +146,10 @@ def main() -> int:
     calls: list[dict[str, Any]] = []
     module_name, function_name = os.environ["_HANDLER"].rsplit(".", 1)
     try:
+        # The stacks deploy Lambda's JSON log format: one JSON object per record, as the runtime writes it.
+        collector.setFormatter(importlib.import_module("handlers.response.decision_log").JsonLineFormatter())
         handler = getattr(importlib.import_module(module_name), function_name)
-        seam = importlib.import_module("handlers.aws_clients")
+        seam = importlib.import_module("handlers.response.aws_clients")
         seam.add_client_hook(reach_emulator)
         seam.add_client_hook(observe(calls))
         seam.add_client_hook(security_hub_gaps)

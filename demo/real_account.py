@@ -68,11 +68,11 @@ def run(config_path: str | None, stack: str | None, say: Say = print) -> int:
     from demo import deployed
     from demo.replay import EventRow, load_cases
     from demo.report import confusion, table
-    from handlers.classify import classify
-    from handlers.event_patterns import envelope
-    from handlers.records import as_text, client_kind
-    from handlers.response_config import ConfigError as SettingsError
-    from handlers.response_config import load_settings
+    from handlers.detection.classify import classify
+    from handlers.detection.event_patterns import envelope
+    from handlers.detection.records import as_text, client_kind
+    from handlers.response.response_config import ConfigError as SettingsError
+    from handlers.response.response_config import load_settings
     from stacks.config import DEFAULT_CONFIG_PATH, load_config
 
     config = load_config(Path(config_path) if config_path else DEFAULT_CONFIG_PATH)

@@ -28,16 +28,17 @@ from demo import deployed, exposure_answers
 from demo.dataset_loader import NEGATIVE_VERDICTS, POSITIVE_VERDICTS, Case, load_cases  # noqa: F401
 from demo.emulator import HarnessClients, MotoServer
 from demo.lambda_runtime import Container, Invocation, deployed_package, extract, runtime_environment
+from demo.policy_documents import policy_document, public_read_policy
 from demo.replay_state import replay as replay_state
 from demo.role_scope import twin_role_credentials
 from demo.sink_capture import SinkCapture, SinkCounts
-from handlers.classify import classify
-from handlers.event_patterns import envelope
-from handlers.records import account_id, as_text, bucket_name, client_kind
-from handlers.remediation import NEEDS_CLOSING
-from handlers.rules.detector_context import from_environment, key_id_of
+from handlers.detection.classify import classify
+from handlers.detection.event_patterns import envelope
+from handlers.detection.records import account_id, as_text, bucket_name, client_kind
+from handlers.detection.rules.detector_context import from_environment, key_id_of
+from handlers.detection.s3_terms import BPA_FLAGS
+from handlers.response.remediation import NEEDS_CLOSING
 
-BPA_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 ALL_ON = "4/4 on"
 Say = Callable[[str], None]
 
@@ -158,18 +159,15 @@ def subscribe_capture(server: MotoServer, topic_arn: str, queue_name: str) -> tu
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
+    policy = policy_document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        }
+    )
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     subscription = server.client("sns", region).subscribe(
         TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True
@@ -422,7 +420,7 @@ def localise(case: Case, deployment: Deployment) -> dict[str, Any]:
     for written in sorted(pairs, key=len, reverse=True):  # ARNs before the key ids inside them
         text = text.replace(written, pairs[written])
     # Every case is replayed as this account's own: the function refuses events of other
-    # accounts (handlers.provenance), which the forged-event pass shows on its own.
+    # accounts (handlers.response.provenance), which the forged-event pass shows on its own.
     if recorded_account and recorded_account != deployment.account_id:
         text = text.replace(recorded_account, deployment.account_id)
     return json.loads(text)
@@ -603,17 +601,7 @@ def forged_events(server: MotoServer, deployment: Deployment, workdir: Path, say
     s3 = server.client("s3", deployment.home_region)
     reset_state(server, deployment, account_level=False)
     s3.create_bucket(Bucket=bucket)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{bucket}/*",
-            }
-        ],
-    }
+    policy = public_read_policy(bucket)
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     record = {
         "eventVersion": "1.09",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from demo.emulator import MotoServer
-from handlers.sinks import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from handlers.response.sinks import EVENT_DETAIL_TYPE, EVENT_SOURCE
 
 RULE_NAME = "demo-exposure-decisions"
 

@@ -9,14 +9,13 @@ and the end-to-end test share it, so the test deploys exactly what the demo depl
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from demo import terraform_run
+from demo.closing_session import ClosingSession, stop_moto_and_remove
 from demo.emulator import MotoServer
 from demo.replay import Deployment, read_deployment
 from stacks.config import AccountConfig, load_config
@@ -25,7 +24,7 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "detector.demo.toml"
 Say = Callable[[str], None]
 
 
-class EmulatedStack:
+class EmulatedStack(ClosingSession):
     """The demo stack deployed to a local moto server (see module docstring)."""
 
     def __init__(self, config_path: Path = DEMO_CONFIG, say: Say = print) -> None:
@@ -48,18 +47,9 @@ class EmulatedStack:
     def _phase(self, name: str, started: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - started
 
-    def __enter__(self) -> EmulatedStack:
-        try:
-            self.deploy()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
+    def open(self) -> Deployment:
+        """Entering the session deploys the stack."""
+        return self.deploy()
 
     def deploy(self) -> Deployment:
         """Start moto, synth, init, apply, read back."""
@@ -113,10 +103,4 @@ class EmulatedStack:
                 self._phase("terraform destroy", started)
                 self._applying = False
         finally:
-            try:
-                pid = self.server.pid
-                self.server.stop()
-                if pid:
-                    self.say(f"moto: stopped (pid {pid})")
-            finally:
-                shutil.rmtree(self.workdir, ignore_errors=True)
+            stop_moto_and_remove(self.server, self.workdir, self.say)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +39,7 @@ import cdktf_cli  # noqa: E402  (sibling script)
 import terraform_offline  # noqa: E402  (sibling script)
 
 from demo import terraform_run  # noqa: E402
+from demo.closing_session import ClosingSession, stop_moto_and_remove  # noqa: E402
 from demo.emulator import MotoServer  # noqa: E402
 from stacks.config import load_config  # noqa: E402
 from stacks.providers import ENDPOINT_ENV, PLAN_DEMO_ENV  # noqa: E402
@@ -134,7 +134,7 @@ def state_resource_count(state_path: Path) -> int:
     )
 
 
-class LocalCdktf:
+class LocalCdktf(ClosingSession):
     """The demo config's stack, deployed by the cdktf CLI to a moto server it owns (context manager)."""
 
     def __init__(self, config_path: Path = DEMO_CONFIG, say: Say = print, stream: bool = True) -> None:
@@ -158,18 +158,9 @@ class LocalCdktf:
         self.server = MotoServer(config.accounts[0].account_id, self.workdir / "moto.log")
         self.env: dict[str, str] = {}
 
-    def __enter__(self) -> LocalCdktf:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
+    def open(self) -> None:
+        """Entering the session starts moto and cdktf's environment."""
+        self.start()
 
     def start(self) -> None:
         """Start moto and build cdktf's environment (offline Terraform config, emulator endpoint)."""
@@ -257,13 +248,7 @@ class LocalCdktf:
 
     def close(self) -> None:
         """Stop moto by its PID and remove the workdir (both even if the other fails)."""
-        try:
-            pid = self.server.pid
-            self.server.stop()
-            if pid:
-                self.say(f"moto: stopped (pid {pid})")
-        finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        stop_moto_and_remove(self.server, self.workdir, self.say)
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:

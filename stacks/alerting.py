@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from handlers import sweep_metrics
+from handlers.response import metrics as sweep_metrics
+from handlers.response.metrics import Metric
 from stacks.bindings import CloudwatchMetricAlarm, Construct, SnsTopic, SnsTopicPolicy, SnsTopicSubscription
 from stacks.config import AccountConfig
 from stacks.response_function import chat_topic_name
@@ -34,7 +35,7 @@ class SweepWatch:
         return 2 * self.interval_minutes * 60
 
 
-def topic_policy(account: AccountConfig, topic_arn: str, publisher_role_arn: str) -> dict:
+def topic_policy(account: AccountConfig, topic_arn: str, publisher_role_arn: str) -> dict[str, Any]:
     """Publish rights for the function's role and this stack's alarms only."""
     p, region, acct = account.partition, account.home_region, account.account_id
     return {
@@ -65,7 +66,7 @@ def topic_policy(account: AccountConfig, topic_arn: str, publisher_role_arn: str
     }
 
 
-def deny_insecure_publish(topic_arn: str) -> dict:
+def deny_insecure_publish(topic_arn: str) -> dict[str, Any]:
     """Refuse publishing over plain HTTP."""
     return {
         "Sid": "DenyInsecureTransport",
@@ -77,7 +78,7 @@ def deny_insecure_publish(topic_arn: str) -> dict:
     }
 
 
-def chat_topic_policy(topic_arn: str) -> dict:
+def chat_topic_policy(topic_arn: str) -> dict[str, Any]:
     """The functions publish through their identity policies (same account); plain HTTP is refused."""
     return {
         "Version": "2012-10-17",
@@ -154,7 +155,6 @@ class Alerting(Construct):
         for metric, what in (("Errors", "failed"), ("Throttles", "was throttled")):
             self._alarm(
                 f"function-{metric.lower()}",
-                f"{self.account.name}-detector-function-{metric.lower()}",
                 f"The S3 exposure response function {what}; an exposure may be unhandled",
                 namespace="AWS/Lambda",
                 metric_name=metric,
@@ -167,14 +167,12 @@ class Alerting(Construct):
             )
         self._queue_depth_alarm(
             "dead-letters",
-            f"{self.account.name}-detector-dead-letters",
             "Exposure events could not be processed and wait in the dead-letter queue",
             dead_letter_queue_name,
         )
         if review_dead_letter_queue_name:
             self._queue_depth_alarm(
                 "review-dead-letters",
-                f"{self.account.name}-detector-review-dead-letters",
                 "Exposure reviews failed every attempt: whether data was read while a bucket was public "
                 "is unanswered",
                 review_dead_letter_queue_name,
@@ -184,44 +182,50 @@ class Alerting(Construct):
         # The sweep reports SweepCompleted=1 at the end of every good scheduled run. Missing data is
         # exactly the failure to catch (no run, a crash, a timeout, the schedule deleted), so it is
         # "breaching": silence pages.
-        self._alarm(
+        self._sweep_alarm(
             "sweep-missed",
-            f"{self.account.name}-detector-sweep-missed",
             f"No exposure sweep completed in {2 * sweep.interval_minutes} minutes (twice its interval); "
             "buckets made public while CloudTrail was off would go unseen",
-            namespace=sweep_metrics.NAMESPACE,
-            metric_name="SweepCompleted",
-            dimensions={sweep_metrics.DIMENSION: self.account.name},
-            statistic="Sum",
-            period=sweep.alarm_period_seconds,
-            comparison_operator="LessThanThreshold",
-            threshold=1,
-            treat_missing_data="breaching",
+            sweep,
+            Metric.SWEEP_COMPLETED,
+            comparison="LessThanThreshold",
+            missing="breaching",
         )
         # Buckets whose exposure could not be decided (reads failed): blind spots. Every run emits
         # the metric (0 when clean), so missing data means no run, which "sweep-missed" reports;
         # here it is "not breaching" to page once, not twice.
-        self._alarm(
+        self._sweep_alarm(
             "sweep-errors",
-            f"{self.account.name}-detector-sweep-errors",
             "The exposure sweep could not decide some buckets' exposure (reads failed or alerts unsent)",
-            namespace=sweep_metrics.NAMESPACE,
-            metric_name="BucketErrors",
-            dimensions={sweep_metrics.DIMENSION: self.account.name},
-            statistic="Sum",
-            period=sweep.alarm_period_seconds,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=1,
-            treat_missing_data="notBreaching",
+            sweep,
+            Metric.BUCKET_ERRORS,
+            comparison="GreaterThanOrEqualToThreshold",
+            missing="notBreaching",
         )
         self._queue_depth_alarm(
             "sweep-dead-letters",
-            f"{self.account.name}-detector-sweep-dead-letters",
             "Sweep batches or scheduled runs failed every attempt and wait in the sweep's dead-letter queue",
             sweep.dead_letter_queue_name,
         )
 
-    def _queue_depth_alarm(self, id: str, name: str, description: str, queue_name: str) -> None:
+    def _sweep_alarm(
+        self, id: str, description: str, sweep: SweepWatch, metric: Metric, *, comparison: str, missing: str
+    ) -> None:
+        """An alarm on one of the sweep's own metrics (one datapoint per run) over twice its interval."""
+        self._alarm(
+            id,
+            description,
+            namespace=sweep_metrics.NAMESPACE,
+            metric_name=metric.value,
+            dimensions={sweep_metrics.DIMENSION: self.account.name},
+            statistic="Sum",
+            period=sweep.alarm_period_seconds,
+            comparison_operator=comparison,
+            threshold=1,
+            treat_missing_data=missing,
+        )
+
+    def _queue_depth_alarm(self, id: str, description: str, queue_name: str) -> None:
         # SQS publishes a queue's metrics only while it is active: CloudWatch counts a queue as active
         # for up to six hours after a message arrives or any action touches it. A dead-letter queue
         # whose messages nobody touches goes quiet with messages still in it, so missing data keeps
@@ -229,7 +233,6 @@ class Alerting(Construct):
         # (which is activity, so a 0 datapoint clears it); an empty, idle queue stays OK.
         self._alarm(
             id,
-            name,
             description,
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
@@ -241,12 +244,13 @@ class Alerting(Construct):
             treat_missing_data="ignore",
         )
 
-    def _alarm(self, id: str, name: str, description: str, **metric: Any) -> None:
+    def _alarm(self, id: str, description: str, **metric: Any) -> None:
+        # Named after the stack and the construct id, so the topic policy's "<name>-*" matches it.
         actions = [self.topic.arn]
         CloudwatchMetricAlarm(
             self,
             id,
-            alarm_name=name,
+            alarm_name=f"{self.account.name}-detector-{id}",
             alarm_description=description,
             evaluation_periods=1,
             alarm_actions=actions,

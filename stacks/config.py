@@ -20,7 +20,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from handlers.permissions import MODES
+from handlers.detection.rules import blind_spots, data_event_names
+from handlers.detection.rules.declarations import OBJECT_ACL_OPTION, OBJECT_WRITE_OPTION
+from handlers.detection.safe_text import ACCOUNT_ID
+from handlers.response.permissions import MODES
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "detector.toml"
 
@@ -31,7 +34,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)  # fmt: skip
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
 _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
@@ -67,7 +69,7 @@ def known_regions() -> dict[str, str]:
 
 def _string(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):  # "$" would allow a final newline
             raise ValueError(expected)
         return value
 
@@ -76,7 +78,7 @@ def _string(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str]:
 
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        if value not in options:
+        if not isinstance(value, str) or value not in options:
             raise ValueError(f"one of {', '.join(repr(o) for o in options)}")
         return value
 
@@ -113,8 +115,10 @@ def _region(value: Any) -> str:
     return value
 
 
-def _list_of(item: Callable[[Any], Any], expected_item: str, *, min_items: int = 0) -> Callable[[Any], tuple]:
-    def check(value: Any) -> tuple:
+def _list_of(
+    item: Callable[[Any], Any], expected_item: str, *, min_items: int = 0
+) -> Callable[[Any], tuple[Any, ...]]:
+    def check(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list) or len(value) < min_items:
             at_least = f"at least {min_items} " if min_items else ""
             raise ValueError(f"a list of {at_least}{expected_item}")
@@ -131,7 +135,7 @@ def _list_of(item: Callable[[Any], Any], expected_item: str, *, min_items: int =
     return check
 
 
-account_id = _string(_ACCOUNT_ID, 'a 12-digit account id in quotes, e.g. "123456789012"')
+account_id = _string(ACCOUNT_ID, 'a 12-digit account id in quotes, e.g. "123456789012"')
 email = _string(_EMAIL, "an email address such as secops@example.com")
 https_url = _string(_HTTPS_URL, "an https:// URL")
 tag_key = _string(_TAG_KEY, "an S3 tag key (1-128 letters, digits, spaces or _.:/=+-@)")
@@ -308,13 +312,15 @@ SCHEMA: dict[str, Setting] = {
         False,
         _boolean,
         "true|false",
-        "record PutObjectAcl data events (costs money: $0.10 per 100,000 events)",
+        f"record {'/'.join(data_event_names(OBJECT_ACL_OPTION))} data events"
+        " (costs money: $0.10 per 100,000 events)",
     ),
     "trail.object_write_data_events": Setting(
         False,
         _boolean,
         "true|false",
-        "also record PutObject/CopyObject (catches uploads with a public ACL; costly on busy buckets)",
+        f"also record {'/'.join(data_event_names(OBJECT_WRITE_OPTION))}"
+        " (catches uploads with a public ACL; costly on busy buckets)",
     ),
     "function.reserved_concurrency": Setting(
         5, _int_range(1, 100), "1-100", "the response function's reserved concurrency"
@@ -538,27 +544,33 @@ def parse_account(entry: Any, where: str) -> AccountConfig:
     """Validate one ``[[accounts]]`` entry; ``where`` prefixes error messages (file and index)."""
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a table of settings, got {entry!r}")
-    flat = _flatten(entry, where)
+    values = _checked(SCHEMA, _flatten(entry, where), f"{where}.")
+    _cross_checks(values, where)
+    return AccountConfig(**{_FIELD_NAMES.get(key, key): value for key, value in values.items()})
+
+
+def _checked(schema: dict[str, Setting], table: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Each schema key's checked value from ``table``, or its default; errors name ``prefix`` + key."""
     values: dict[str, Any] = {}
-    for key, setting in SCHEMA.items():
-        label = f"{where}.{key}"
-        if key not in flat:
+    for key, setting in schema.items():
+        label = f"{prefix}{key}"
+        if key not in table:
             if setting.default is REQUIRED:
                 raise ConfigError(f"{label}: missing; expected {setting.expected}")
             values[key] = setting.default
             continue
         try:
-            values[key] = setting.check(flat[key])
+            values[key] = setting.check(table[key])
         except ValueError as exc:
-            raise ConfigError(f"{label}: expected {exc}, got {flat[key]!r}") from None
-    _cross_checks(values, where)
-    return AccountConfig(**{_FIELD_NAMES.get(key, key): value for key, value in values.items()})
+            raise ConfigError(f"{label}: expected {exc}, got {table[key]!r}") from None
+    return values
 
 
 def _cross_checks(values: dict[str, Any], where: str) -> None:
     """Rules that tie two settings together."""
     role = values["deploy_role_arn"]
-    if role and _ROLE_ARN.match(role).group(2) != values["account_id"]:  # type: ignore[union-attr]
+    matched = _ROLE_ARN.match(role) if role else None  # a role given was checked against _ROLE_ARN
+    if matched and matched.group(2) != values["account_id"]:
         raise ConfigError(
             f"{where}.deploy_role_arn: expected a role in account {values['account_id']}, got {role!r}"
         )
@@ -618,15 +630,7 @@ def parse_state(table: Any, source: str = "detector.toml") -> StateConfig:
         if key not in STATE_SCHEMA:
             known = ", ".join(STATE_SCHEMA)
             raise ConfigError(f"{source}: state.{key}: unknown key; expected one of: {known}")
-    values: dict[str, Any] = {}
-    for key, setting in STATE_SCHEMA.items():
-        if key not in table:
-            values[key] = setting.default
-            continue
-        try:
-            values[key] = setting.check(table[key])
-        except ValueError as exc:
-            raise ConfigError(f"{source}: state.{key}: expected {exc}, got {table[key]!r}") from None
+    values = _checked(STATE_SCHEMA, table, f"{source}: state.")
     if values["backend"] == "s3":
         for key in ("bucket", "region"):
             if values[key] is None:
@@ -686,6 +690,16 @@ def state_reference_markdown() -> str:
     return "\n".join(lines)
 
 
+def blind_spot_warnings(config: DetectorConfig) -> list[str]:
+    """Per account, the exposure paths it cannot see: calls AWS records only in regions it does
+    not watch (``RECORDED_IN`` in the rule registry), with what to add."""
+    return [
+        f"{account.name}: {spot}; add that region to watch_regions to detect it"
+        for account in config.accounts
+        for spot in blind_spots(account.regions)
+    ]
+
+
 if __name__ == "__main__":
     if "--reference" in sys.argv:
         print(reference_markdown())
@@ -695,3 +709,5 @@ if __name__ == "__main__":
         config = load_config(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CONFIG_PATH)
         names = ", ".join(account.name for account in config.accounts)
         print(f"{config.source}: {len(config.accounts)} account(s) OK: {names}")
+        for warning in blind_spot_warnings(config):
+            print(f"warning: {warning}", file=sys.stderr)

@@ -7,7 +7,7 @@ then the rules that feed the function.
 
 from __future__ import annotations
 
-from handlers.event_patterns import RULES
+from handlers.detection.event_patterns import RULES
 from stacks.alerting import Alerting, SweepWatch
 from stacks.bindings import Construct, LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from stacks.config import AccountConfig, StateConfig

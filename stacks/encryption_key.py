@@ -7,16 +7,17 @@ operations it needs, scoped to this account (and, for CloudTrail, to this trail)
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from stacks.bindings import Construct, KmsAlias, KmsKey
 from stacks.config import AccountConfig
 
 
-def key_policy(account: AccountConfig, trail_arn: str | None) -> dict:
+def key_policy(account: AccountConfig, trail_arn: str | None) -> dict[str, Any]:
     """The key policy document (pure, for the stack and the tests)."""
     p, acct, region = account.partition, account.account_id, account.home_region
     this_account = {"StringEquals": {"aws:SourceAccount": acct}}
-    statements: list[dict] = [
+    statements: list[dict[str, Any]] = [
         {
             # The account administers the key through IAM; without this the key is unmanageable.
             "Sid": "AccountAdministersKeyThroughIam",
@@ -25,22 +26,21 @@ def key_policy(account: AccountConfig, trail_arn: str | None) -> dict:
             "Action": "kms:*",
             "Resource": "*",
         },
-        {
-            "Sid": "AlarmsPublishToEncryptedTopic",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-            "Resource": "*",
-            "Condition": this_account,
-        },
-        {
-            "Sid": "EventBridgeDeadLettersToEncryptedQueue",
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-            "Resource": "*",
-            "Condition": this_account,
-        },
+        # Services that send this account's messages to the encrypted topic and queues.
+        *(
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": this_account,
+            }
+            for sid, service in (
+                ("AlarmsPublishToEncryptedTopic", "cloudwatch.amazonaws.com"),
+                ("EventBridgeDeadLettersToEncryptedQueue", "events.amazonaws.com"),
+            )
+        ),
         {
             "Sid": "LogsEncryptFunctionLogs",
             "Effect": "Allow",

@@ -1,4 +1,4 @@
-"""The response and sweep functions' IAM policies, derived from ``handlers/permissions.py``.
+"""The response and sweep functions' IAM policies, derived from ``handlers/response/permissions.py``.
 
 Pure data (no cdktf): the stack serialises the document, and the least-privilege test
 reads it directly. Each statement is scoped to the resource its actions touch:
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.permissions import (
+from handlers.response.permissions import (
     group_by_resource,
     iam_actions_by_resource,
     review_calls,
@@ -32,6 +32,26 @@ from handlers.permissions import (
 
 ACCOUNT_LEVEL_SIDS = frozenset(
     {"AccountBlockPublicAccessRead", "AccountBlockPublicAccessWriteNoResourceType"}
+)
+# The resources (handlers.response.permissions' names) each function's statements cover.
+SWEEP_RESOURCES = frozenset(
+    {
+        "bucket",
+        "listing",
+        "account",
+        "topic",
+        "key",
+        "table",
+        "queue",
+        "review-queue",
+        "hub-product",
+        "hub",
+        "chat-topic",
+        "event-bus",
+    }
+)
+REVIEW_RESOURCES = frozenset(
+    {"bucket", "log-bucket", "log-object", "trail", "topic", "key", "table", "review-queue"}
 )
 # Characters IAM resource ARNs can express of an fnmatch glob: '*' and '?' only.
 _IAM_GLOB_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-*?")
@@ -54,7 +74,7 @@ class PolicyTargets:
 
 @dataclass(frozen=True)
 class SinkTargets:
-    """Where the optional sinks write (handlers/sinks.py): all in the home region."""
+    """Where the optional sinks write (handlers/response/sinks.py): all in the home region."""
 
     region: str
     security_hub: bool = False
@@ -63,7 +83,7 @@ class SinkTargets:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The sinks on, by handlers.permissions' names."""
+        """The sinks on, by handlers.response.permissions' names."""
         on = (
             ("security-hub", self.security_hub),
             ("chat", bool(self.chat_topic_arn)),
@@ -145,18 +165,14 @@ def response_function_policy(
         _allow("ReadActorHistoryNoResourceType", actions.get("history", []), ["*"]),
         # Infrastructure, not code: Lambda sends failed async events to the DLQ as the function.
         _allow("DeadLetterFailedEvents", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
-        _allow(
-            "WriteOwnLogs",
-            ["logs:CreateLogStream", "logs:PutLogEvents"],
-            [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
-        ),
+        _own_logs(targets.log_group_arn),
     ]
     if targets.review_queue_arn:
         statements.append(
             _allow("RequestExposureReviews", actions.get("review-queue", []), [targets.review_queue_arn])
         )
     statements += sink_statements(actions, targets.partition, targets.account_id, targets.sinks)
-    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+    return _document(statements)
 
 
 @dataclass(frozen=True)
@@ -178,7 +194,8 @@ class SweepPolicyTargets:
 def sweep_function_policy(
     mode: str, targets: SweepPolicyTargets, exception_buckets: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """The sweep role's policy document for ``mode``, from ``sweep_calls_for`` in handlers/permissions.py.
+    """The sweep role's policy document for ``mode``, from ``sweep_calls_for`` in
+    handlers/response/permissions.py.
 
     The response function's bucket statements (reads everywhere; the one write only in enforce
     mode, in this account, never on exception buckets), plus listing buckets (``s3:ListAllMyBuckets``
@@ -193,42 +210,18 @@ def sweep_function_policy(
         _allow("UseStackKey", actions.get("key", []), [targets.key_arn]),
         _allow("ExposureLedger", actions.get("table", []), [targets.table_arn]),
         _allow("EnqueueSweepBatches", actions.get("queue", []), [targets.work_queue_arn]),
-        # Infrastructure, not code: the event source mapping polls the queue as the function.
-        _allow(
-            "ReceiveSweepBatches",
-            ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
-            [targets.work_queue_arn],
-        ),
+        _queue_source("ReceiveSweepBatches", targets.work_queue_arn),
         # Infrastructure: Lambda sends a scheduled run that failed every attempt here.
         _allow("DeadLetterFailedRuns", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
-        _allow(
-            "WriteOwnLogs",
-            ["logs:CreateLogStream", "logs:PutLogEvents"],
-            [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
-        ),
+        _own_logs(targets.log_group_arn),
     ]
     if targets.review_queue_arn:
         statements.append(
             _allow("RequestExposureReviews", actions.get("review-queue", []), [targets.review_queue_arn])
         )
     statements += sink_statements(actions, targets.partition, targets.account_id, targets.sinks)
-    unknown = set(actions) - {
-        "bucket",
-        "listing",
-        "account",
-        "topic",
-        "key",
-        "table",
-        "queue",
-        "review-queue",
-        "hub-product",
-        "hub",
-        "chat-topic",
-        "event-bus",
-    }
-    if unknown:
-        raise ValueError(f"handlers/permissions.py: sweep calls on resources no statement covers: {unknown}")
-    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+    _check_covered(actions, SWEEP_RESOURCES, "sweep")
+    return _document(statements)
 
 
 @dataclass(frozen=True)
@@ -279,32 +272,12 @@ def review_function_policy(targets: ReviewPolicyTargets, log_buckets: tuple[str,
         _allow("UseStackKey", actions.get("key", []), [targets.key_arn]),
         _allow("ReviewState", actions.get("table", []), [targets.table_arn]),
         _allow("ContinueLongReviews", actions.get("review-queue", []), [targets.review_queue_arn]),
-        # Infrastructure, not code: the event source mapping polls the queue as the function.
-        _allow(
-            "ReceiveReviewRequests",
-            ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
-            [targets.review_queue_arn],
-        ),
+        _queue_source("ReceiveReviewRequests", targets.review_queue_arn),
         _allow("DeadLetterFailedReviews", ["sqs:SendMessage"], [targets.dead_letter_queue_arn]),
-        _allow(
-            "WriteOwnLogs",
-            ["logs:CreateLogStream", "logs:PutLogEvents"],
-            [targets.log_group_arn, f"{targets.log_group_arn}:log-stream:*"],
-        ),
+        _own_logs(targets.log_group_arn),
     ]
-    unknown = set(actions) - {
-        "bucket",
-        "log-bucket",
-        "log-object",
-        "trail",
-        "topic",
-        "key",
-        "table",
-        "review-queue",
-    }
-    if unknown:
-        raise ValueError(f"handlers/permissions.py: review calls on resources no statement covers: {unknown}")
-    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
+    _check_covered(actions, REVIEW_RESOURCES, "review")
+    return _document(statements)
 
 
 def _bucket_statements(
@@ -333,7 +306,7 @@ def _bucket_statements(
 
 
 def _allow(
-    sid: str, actions: list[str], resources: list[str], condition: dict | None = None
+    sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     statement: dict[str, Any] = {
         "Sid": sid,
@@ -344,6 +317,33 @@ def _allow(
     if condition:
         statement["Condition"] = condition
     return statement
+
+
+def _own_logs(log_group_arn: str) -> dict[str, Any]:
+    return _allow(
+        "WriteOwnLogs",
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [log_group_arn, f"{log_group_arn}:log-stream:*"],
+    )
+
+
+def _queue_source(sid: str, queue_arn: str) -> dict[str, Any]:
+    # Infrastructure, not code: the event source mapping polls the queue as the function.
+    return _allow(sid, ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [queue_arn])
+
+
+def _check_covered(actions: dict[str, list[str]], covered: frozenset[str], calls: str) -> None:
+    """Fail the synth when the code calls on a resource no statement scopes (it would be denied)."""
+    unknown = set(actions) - covered
+    if unknown:
+        raise ValueError(
+            f"handlers/response/permissions.py: {calls} calls on resources no statement covers: {unknown}"
+        )
+
+
+def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    # A statement with no actions (a sink or a mode that is off) is left out of the document.
+    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Action"]]}
 
 
 def _is_read(action: str) -> bool:
@@ -357,12 +357,17 @@ def _iam_expressible(glob: str) -> bool:
 
 def lambda_assume_role_policy(account_id: str) -> dict[str, Any]:
     """Trust policy: only Lambda, on behalf of this account, may assume the function's role."""
+    return service_assume_role_policy("lambda.amazonaws.com", account_id)
+
+
+def service_assume_role_policy(service: str, account_id: str) -> dict[str, Any]:
+    """Trust policy: only ``service``, on behalf of this account, may assume the role."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Principal": {"Service": service},
                 "Action": "sts:AssumeRole",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }

@@ -1,7 +1,8 @@
-"""The response function's deployment package: a reproducible zip of the ``handlers`` package.
+"""The functions' deployment package: a reproducible zip of the ``handlers`` package, without
+its ``offline`` tools.
 
 The archive root holds ``handlers/`` so the function's handler is
-``handlers.response.handler``. Entries are sorted, timestamps fixed and local
+``handlers.response.function.handler``. Entries are sorted, timestamps fixed and local
 ``__pycache__`` and compiled files left out, so the same source always gives the same bytes:
 the asset hash and Terraform's ``source_code_hash`` change only when the code does.
 
@@ -28,6 +29,8 @@ BUILD_DIR = REPO_ROOT / "build" / "lambda"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
 _SKIPPED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# handlers/offline holds the CLI tools (detect, exposure-review): no function imports them.
+_OFFLINE_PACKAGE = "offline"
 LAMBDA_PYTHON_VERSION = "3.12"  # stacks/response_function.py deploys python3.12
 LAMBDA_TASK_ROOT = "/var/task"
 
@@ -37,6 +40,11 @@ def lambda_python() -> str | None:
     candidate = os.environ.get("LAMBDA_PYTHON") or shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
     if not candidate:
         return None
+    return candidate if python_version(candidate) == LAMBDA_PYTHON_VERSION else None
+
+
+def python_version(candidate: str) -> str | None:
+    """The ``major.minor`` version the interpreter ``candidate`` reports, or ``None`` if it cannot run."""
     try:
         probe = subprocess.run(
             [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -46,7 +54,7 @@ def lambda_python() -> str | None:
         )
     except OSError:
         return None
-    return candidate if probe.stdout.strip() == LAMBDA_PYTHON_VERSION else None
+    return probe.stdout.strip() if probe.returncode == 0 else None
 
 
 def compiled(contents: list[tuple[str, bytes]], python: str) -> list[tuple[str, bytes]]:
@@ -76,7 +84,7 @@ def package_files(source: Path = HANDLERS_DIR) -> list[Path]:
             part in _SKIPPED_DIRS or part.startswith(".") for part in relative.parts
         ):
             continue
-        if path.suffix in _SKIPPED_SUFFIXES:
+        if path.suffix in _SKIPPED_SUFFIXES or relative.parts[1:2] == (_OFFLINE_PACKAGE,):
             continue
         files.append(relative)
     return files

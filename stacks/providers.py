@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from stacks.bindings import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags, Construct
 from stacks.config import AccountConfig
@@ -77,7 +78,7 @@ def build_providers(
     return providers
 
 
-def _offline_settings(options: ProviderOptions) -> dict:
+def _offline_settings(options: ProviderOptions) -> dict[str, Any]:
     if options.endpoint_url:
         url = options.endpoint_url
         return {

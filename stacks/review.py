@@ -3,8 +3,8 @@
 - the review queue (KMS-encrypted, with its own dead-letter queue): the response function sends
   a window there when its remediation closes it, the sweep when it finds a known exposure closed
   or deleted, and every run while one stays open;
-- the function (the response function's package, handler ``handlers.review.handler``), its log
-  group, role and policy (from ``review_calls`` in handlers/permissions.py): it reads logging
+- the function (the response function's package, handler ``handlers.review.function.handler``), its log
+  group, role and policy (from ``review_calls`` in handlers/response/permissions.py): it reads logging
   settings of any bucket, but list and read only the buckets named in ``review.log_buckets`` and
   the detector's own trail bucket;
 - the event source mapping feeding the queue to the function.
@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import json
 
-from stacks.bindings import (
-    Construct,
-    IamRolePolicy,
-    LambdaEventSourceMapping,
-    LambdaEventSourceMappingScalingConfig,
-    SqsQueue,
-)
+from handlers.response import function_env
+from handlers.response.function_env import ReviewEnv
+from stacks.bindings import Construct, SqsQueue
 from stacks.config import AccountConfig
 from stacks.iam_policy import ReviewPolicyTargets, review_function_policy
-from stacks.response_function import environment_variables, handler_function, log_group_and_role
+from stacks.response_function import (
+    least_privilege_function,
+    log_group_arn,
+    queue_event_source,
+    response_values,
+)
 from stacks.trail import log_bucket_name, trail_arn
 
-HANDLER = "handlers.review.handler"
+HANDLER = "handlers.review.function.handler"
 MEMORY_MB = 512
 TIMEOUT_SECONDS = 900  # a long window continues in a new message before this runs out
 RETENTION_SECONDS = 4 * 24 * 3600  # SQS default: a review request older than that is stale
@@ -40,6 +41,21 @@ CONCURRENCY = 2  # reviews are few and not urgent to the second; keeps S3 and Lo
 
 def function_name(account: AccountConfig) -> str:
     return f"{account.name}-s3-exposure-review"
+
+
+def review_environment(
+    account: AccountConfig, topic_arn: str, table_name: str, kms_key_arn: str, queue_url: str
+) -> dict[str, str]:
+    """The response function's variables (same contract) plus the review's own."""
+    values = {
+        **response_values(account, topic_arn, table_name, kms_key_arn, queue_url),
+        ReviewEnv.LATE_MARGIN_MINUTES: str(account.review_late_margin_minutes),
+    }
+    # The log bucket the "turn logging on" fix names: the first one named outright, if any.
+    target = next((b for b in account.review_log_buckets if not set(b) & set("*?[]!")), None)
+    if target:
+        values[ReviewEnv.LOG_TARGET_BUCKET] = target
+    return function_env.environment("review function", function_env.REVIEW, values)
 
 
 class ReviewQueue(Construct):
@@ -87,13 +103,6 @@ class ReviewFunction(Construct):
         super().__init__(scope, id)
         name = function_name(account)
         p, acct = account.partition, account.account_id
-        self.log_group, self.role, log_group_arn = log_group_and_role(
-            self,
-            account,
-            name,
-            kms_key_arn,
-            "Reviews S3 access logs and data events for the time a bucket was public",
-        )
         self.policy_document = review_function_policy(
             ReviewPolicyTargets(
                 partition=p,
@@ -103,49 +112,30 @@ class ReviewFunction(Construct):
                 table_arn=table_arn,
                 review_queue_arn=queue.queue.arn,
                 dead_letter_queue_arn=queue.dead_letters.arn,
-                log_group_arn=log_group_arn,
+                log_group_arn=log_group_arn(account, name),
                 trail_arn=trail_arn(account) if account.create_trail else None,
                 trail_bucket=log_bucket_name(account) if account.create_trail else None,
             ),
             account.review_log_buckets,
         )
-        policy = IamRolePolicy(
+        parts = least_privilege_function(
             self,
-            "policy",
-            name="review-least-privilege",
-            role=self.role.id,
-            policy=json.dumps(self.policy_document),
-        )
-        variables = {
-            **environment_variables(account, topic_arn, table_name, kms_key_arn, queue.queue.url),
-            "REVIEW_LATE_MARGIN_MINUTES": str(account.review_late_margin_minutes),
-        }
-        # The log bucket the "turn logging on" fix names: the first one named outright, if any.
-        target = next((b for b in account.review_log_buckets if not set(b) & set("*?[]!")), None)
-        if target:
-            variables["REVIEW_LOG_TARGET_BUCKET"] = target
-        self.function = handler_function(
-            self,
+            account=account,
             name=name,
+            kms_key_arn=kms_key_arn,
+            role_description="Reviews S3 access logs and data events for the time a bucket was public",
+            policy_name="review-least-privilege",
+            policy_document=self.policy_document,
             description="Reports who read or wrote an S3 bucket while it was public (access logs)",
-            role_arn=self.role.arn,
             handler=HANDLER,
             memory_mb=MEMORY_MB,
             timeout=TIMEOUT_SECONDS,
             reserved_concurrency=CONCURRENCY + 1,
-            kms_key_arn=kms_key_arn,
-            variables=variables,
+            variables=review_environment(account, topic_arn, table_name, kms_key_arn, queue.queue.url),
             dead_letter_arn=queue.dead_letters.arn,
-            log_group=self.log_group,
-            policy=policy,
         )
-        LambdaEventSourceMapping(
-            self,
-            "requests",
-            event_source_arn=queue.queue.arn,
-            function_name=self.function.arn,
-            batch_size=1,  # one window per invocation: its time budget is the whole timeout
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=CONCURRENCY),
-            depends_on=[policy],
+        self.log_group, self.role, self.function = parts.log_group, parts.role, parts.function
+        # One window per invocation: its time budget is the whole timeout.
+        queue_event_source(
+            self, "requests", queue_arn=queue.queue.arn, parts=parts, max_concurrency=CONCURRENCY
         )

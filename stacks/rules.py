@@ -1,4 +1,4 @@
-"""The EventBridge rules, one per route, with the patterns from ``handlers/event_patterns.py``.
+"""The EventBridge rules, one per route, with the patterns from ``handlers/detection/event_patterns.py``.
 
 EventBridge rules are regional and S3 events arrive in the bucket's region. The home
 region's rules invoke the function; every other watched region gets the same rules with
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 
-from handlers.event_patterns import RuleSpec, rules_for
-from handlers.rules.detector_context import DetectorContext, key_id_of
+from handlers.detection.event_patterns import RuleSpec, rules_for
+from handlers.detection.rules.detector_context import DetectorContext, key_id_of
 from stacks.bindings import (
     AwsProvider,
     CloudwatchEventRule,
@@ -32,6 +32,7 @@ from stacks.bindings import (
 )
 from stacks.config import AccountConfig
 from stacks.dead_letters import dead_letter_policy
+from stacks.iam_policy import service_assume_role_policy
 from stacks.trail import log_bucket_name, trail_name
 
 MAX_EVENT_AGE_SECONDS = 24 * 3600  # EventBridge's maximum: keep retrying through an outage
@@ -149,19 +150,7 @@ class ExposureRules(Construct):
             "forwarder-role",
             name=forwarder_role_name(account),
             description="Lets EventBridge forward S3 exposure events to the home region's bus",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "events.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": acct}},
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=json.dumps(service_assume_role_policy("events.amazonaws.com", acct)),
         )
         IamRolePolicy(
             self,

@@ -1,7 +1,7 @@
 """The scheduled exposure sweep: function, schedule, work queue and what only they use.
 
-- the function (the response function's package, handler ``handlers.sweep.handler``), its
-  log group, role and least-privilege policy (from ``sweep_calls_for`` in handlers/permissions.py);
+- the function (the response function's package, handler ``handlers.sweep.function.handler``), its
+  log group, role and least-privilege policy (from ``sweep_calls_for`` in handlers/response/permissions.py);
 - an EventBridge schedule (``rate(N minutes)``, hourly by default) that starts a scheduled run;
 - the work queue for fan-out (KMS-encrypted, with its own dead-letter queue) and the event
   source mapping that feeds its batches to the same function as worker invocations.
@@ -17,24 +17,29 @@ from __future__ import annotations
 
 import json
 
-from handlers.sweep_config import DEFAULT_BATCH_SIZE
+from handlers.response import function_env
+from handlers.response.function_env import SweepEnv
+from handlers.sweep.config import DEFAULT_BATCH_SIZE
 from stacks.bindings import (
     CloudwatchEventRule,
     CloudwatchEventTarget,
     CloudwatchEventTargetRetryPolicy,
     Construct,
-    IamRolePolicy,
-    LambdaEventSourceMapping,
-    LambdaEventSourceMappingScalingConfig,
     LambdaFunctionEventInvokeConfig,
     LambdaPermission,
     SqsQueue,
 )
 from stacks.config import AccountConfig
 from stacks.iam_policy import SweepPolicyTargets, sweep_function_policy
-from stacks.response_function import environment_variables, handler_function, log_group_and_role, sink_targets
+from stacks.response_function import (
+    least_privilege_function,
+    log_group_arn,
+    queue_event_source,
+    response_values,
+    sink_targets,
+)
 
-HANDLER = "handlers.sweep.handler"
+HANDLER = "handlers.sweep.function.handler"
 MEMORY_MB = 1024  # CPU scales with memory: boto3 parsing of ~6 calls per bucket is the bottleneck
 TIMEOUT_SECONDS = 900  # the Lambda maximum: a scheduled run may list and check thousands of buckets
 WORK_RETENTION_SECONDS = 24 * 3600  # a batch older than a day is stale: later sweeps cover it
@@ -60,14 +65,15 @@ def sweep_environment(
     review_queue_url: str | None = None,
 ) -> dict[str, str]:
     """The response function's variables (same contract) plus the sweep's own."""
-    return {
-        **environment_variables(account, topic_arn, table_name, kms_key_arn, review_queue_url),
-        "SWEEP_WORK_QUEUE_URL": work_queue_url,
-        "SWEEP_FANOUT_THRESHOLD": str(account.sweep_fanout_threshold),
-        "SWEEP_THREADS": str(account.sweep_threads),
-        "SWEEP_BATCH_SIZE": str(DEFAULT_BATCH_SIZE),
-        "SWEEP_DIGEST_HOUR": str(account.sweep_digest_hour),
+    values = {
+        **response_values(account, topic_arn, table_name, kms_key_arn, review_queue_url),
+        SweepEnv.WORK_QUEUE_URL: work_queue_url,
+        SweepEnv.FANOUT_THRESHOLD: str(account.sweep_fanout_threshold),
+        SweepEnv.THREADS: str(account.sweep_threads),
+        SweepEnv.BATCH_SIZE: str(DEFAULT_BATCH_SIZE),
+        SweepEnv.DIGEST_HOUR: str(account.sweep_digest_hour),
     }
+    return function_env.environment("sweep function", function_env.SWEEP, values)
 
 
 class SweepFunction(Construct):
@@ -112,9 +118,6 @@ class SweepFunction(Construct):
                 {"deadLetterTargetArn": self.dead_letters.arn, "maxReceiveCount": MAX_RECEIVES}
             ),
         )
-        self.log_group, self.role, log_group_arn = log_group_and_role(
-            self, account, name, kms_key_arn, "Runs the scheduled S3 public-exposure sweep"
-        )
         self.policy_document = sweep_function_policy(
             account.remediation_mode,
             SweepPolicyTargets(
@@ -125,37 +128,32 @@ class SweepFunction(Construct):
                 table_arn=table_arn,
                 work_queue_arn=self.queue.arn,
                 dead_letter_queue_arn=self.dead_letters.arn,
-                log_group_arn=log_group_arn,
+                log_group_arn=log_group_arn(account, name),
                 review_queue_arn=review_queue_arn,
                 sinks=sink_targets(account),
             ),
             account.exception_buckets,
         )
-        policy = IamRolePolicy(
+        parts = least_privilege_function(
             self,
-            "policy",
-            name="sweep-least-privilege",
-            role=self.role.id,
-            policy=json.dumps(self.policy_document),
-        )
-        self.function = handler_function(
-            self,
+            account=account,
             name=name,
+            kms_key_arn=kms_key_arn,
+            role_description="Runs the scheduled S3 public-exposure sweep",
+            policy_name="sweep-least-privilege",
+            policy_document=self.policy_document,
             description="Sweeps every S3 bucket for public exposure on a schedule; alerts once per exposure",
-            role_arn=self.role.arn,
             handler=HANDLER,
             memory_mb=MEMORY_MB,
             timeout=TIMEOUT_SECONDS,
             # One scheduled run plus the workers the event source may start.
             reserved_concurrency=account.sweep_worker_concurrency + 1,
-            kms_key_arn=kms_key_arn,
             variables=sweep_environment(
                 account, topic_arn, table_name, kms_key_arn, self.queue.url, review_queue_url
             ),
             dead_letter_arn=self.dead_letters.arn,
-            log_group=self.log_group,
-            policy=policy,
         )
+        self.log_group, self.role, self.function = parts.log_group, parts.role, parts.function
         LambdaFunctionEventInvokeConfig(
             self,
             "async-invoke",
@@ -192,16 +190,12 @@ class SweepFunction(Construct):
             principal="events.amazonaws.com",
             source_arn=self.schedule.arn,
         )
-        LambdaEventSourceMapping(
+        # One message = up to SWEEP_BATCH_SIZE buckets: plenty per invocation. Concurrency below
+        # the reserved concurrency, so SQS deliveries are not throttled into the DLQ.
+        queue_event_source(
             self,
             "work-source",
-            event_source_arn=self.queue.arn,
-            function_name=self.function.arn,
-            batch_size=1,  # one message = up to SWEEP_BATCH_SIZE buckets: plenty per invocation
-            function_response_types=["ReportBatchItemFailures"],
-            # Below the reserved concurrency, so SQS deliveries are not throttled into the DLQ.
-            scaling_config=LambdaEventSourceMappingScalingConfig(
-                maximum_concurrency=account.sweep_worker_concurrency
-            ),
-            depends_on=[policy],
+            queue_arn=self.queue.arn,
+            parts=parts,
+            max_concurrency=account.sweep_worker_concurrency,
         )

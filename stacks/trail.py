@@ -3,12 +3,18 @@
 EventBridge only receives "AWS API Call via CloudTrail" events while a trail is logging.
 When ``trail.create = false`` the stack relies on an existing (e.g. organisation) trail
 and creates nothing here.
+
+What the trail records comes from the rule registry (:mod:`handlers.detection.rules`): management events
+always (every rule's management calls), and the data events each rule declares, for the trail
+options the account turns on (they cost money).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from handlers.detection.rules import RULE_MODULES, data_events_of
 from stacks.bindings import (
     Cloudtrail,
     CloudtrailAdvancedEventSelector,
@@ -34,10 +40,6 @@ from stacks.bindings import (
 from stacks.config import AccountConfig
 from stacks.scan_exceptions import accept_findings
 
-# Data events the object-ACL options record (write calls only: reads are never logged).
-OBJECT_ACL_EVENTS = ("PutObjectAcl",)
-OBJECT_WRITE_EVENTS = ("PutObject", "CopyObject")
-
 
 def trail_name(account: AccountConfig) -> str:
     return f"{account.name}-trail"
@@ -53,7 +55,7 @@ def log_bucket_name(account: AccountConfig) -> str:
     return f"{account.name}-trail-logs-{account.account_id}"
 
 
-def log_bucket_policy(account: AccountConfig) -> dict:
+def log_bucket_policy(account: AccountConfig) -> dict[str, Any]:
     """TLS only; CloudTrail may check the ACL and write under AWSLogs/, for this trail only."""
     p = account.partition
     bucket = f"arn:{p}:s3:::{log_bucket_name(account)}"
@@ -94,14 +96,21 @@ def log_bucket_policy(account: AccountConfig) -> dict:
     }
 
 
-def data_event_names(account: AccountConfig) -> tuple[str, ...]:
-    """The S3 data events the trail records, from the config's cost choices."""
-    names: tuple[str, ...] = ()
-    if account.object_acl_data_events:
-        names += OBJECT_ACL_EVENTS
-    if account.object_write_data_events:
-        names += OBJECT_WRITE_EVENTS
-    return names
+def data_event_names(account: AccountConfig) -> dict[str, tuple[str, ...]]:
+    """Per data resource type, the write calls the trail records: those the rules declare
+    (``DATA_EVENTS``) under a trail option the account turns on (reads are never logged)."""
+    names: dict[str, list[str]] = {}
+    for module in RULE_MODULES:
+        for events in data_events_of(module):
+            if getattr(account, events.option):
+                chosen = names.setdefault(events.resource_type, [])
+                chosen.extend(name for name in events.event_names if name not in chosen)
+    return {resource_type: tuple(chosen) for resource_type, chosen in names.items()}
+
+
+def selector_name(resource_type: str) -> str:
+    """``AWS::S3::Object`` -> ``s3-object-data-events``."""
+    return "-".join(resource_type.lower().split("::")[1:]) + "-data-events"
 
 
 class Trail(Construct):
@@ -195,22 +204,25 @@ class Trail(Construct):
 
 
 def _event_selectors(account: AccountConfig) -> list[CloudtrailAdvancedEventSelector]:
-    """Management events always; S3 object data events only for the chosen calls (they cost money)."""
-    names = data_event_names(account)
-    if not names:
+    """Management events always; object data events only for the chosen calls (they cost money)."""
+    chosen = data_event_names(account)
+    if not chosen:
         return []  # no selectors: the trail's default, all management events
     field = CloudtrailAdvancedEventSelectorFieldSelector
     return [
         CloudtrailAdvancedEventSelector(
             name="management-events", field_selector=[field(field="eventCategory", equal_to=["Management"])]
         ),
-        CloudtrailAdvancedEventSelector(
-            name="s3-object-acl-data-events",
-            field_selector=[
-                field(field="eventCategory", equal_to=["Data"]),
-                field(field="resources.type", equal_to=["AWS::S3::Object"]),
-                field(field="readOnly", equal_to=["false"]),
-                field(field="eventName", equal_to=list(names)),
-            ],
+        *(
+            CloudtrailAdvancedEventSelector(
+                name=selector_name(resource_type),
+                field_selector=[
+                    field(field="eventCategory", equal_to=["Data"]),
+                    field(field="resources.type", equal_to=[resource_type]),
+                    field(field="readOnly", equal_to=["false"]),
+                    field(field="eventName", equal_to=list(names)),
+                ],
+            )
+            for resource_type, names in chosen.items()
         ),
     ]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ for _path in (Path(__file__).resolve().parents[1], Path(__file__).resolve().pare
         sys.path.insert(0, str(_path))
 
 from demo.replay_state import replay  # noqa: E402
-from handlers import aws_clients, response  # noqa: E402
-from handlers.event_patterns import EVENTBRIDGE_SOURCES  # noqa: E402
-from handlers.exposure import BPA_FLAGS  # noqa: E402
+from handlers.detection.event_patterns import EVENTBRIDGE_SOURCES  # noqa: E402
+from handlers.response import aws_clients  # noqa: E402
+from handlers.response import function as response  # noqa: E402
+from handlers.response.exposure import BPA_FLAGS  # noqa: E402
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
@@ -379,6 +381,18 @@ def public_policy(bucket: str, **statement: Any) -> dict[str, Any]:
 
 # A server-side failure (HTTP 500), for the fault matrix.
 FAULTS["InternalError"] = lambda op: client_error("InternalError", op, 500, "internal error")
+
+
+def in_days(days: int) -> str:
+    """An approval tag value ``days`` from today (within the default 90-day horizon when < 90)."""
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
+
+
+def only_alert(world: World) -> Any:
+    """The one alert the world's topic received (fails naming the subjects when not exactly one)."""
+    alerts = world.alerts()
+    assert len(alerts) == 1, [a.subject for a in alerts]
+    return alerts[0]
 
 
 def new_request_id() -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from response_fixtures import ALL_ON, World, public_policy
 
-from handlers import sweep
+from handlers.sweep import function as sweep
 
 APPROVAL_TAG = "public-access-approved-until"
 EXCEPTION_GLOB = "site-*"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.access_logs import MAX_LINE_CHARS, AccessLogRecord, decode_key, parse_line, parse_time
+from handlers.review.access_logs import MAX_LINE_CHARS, AccessLogRecord, decode_key, parse_line, parse_time
 
 OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
 HOST = "amzn-s3-demo-bucket1.s3.us-west-1.amazonaws.com"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.acl import analyse_acl_request, public_group
+from handlers.detection.acl import analyse_acl_request, public_group
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTH_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"

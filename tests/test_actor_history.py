@@ -23,15 +23,15 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from demo.lookup_events_fake import LookupEventsFake, seed_from_records
-from handlers import aws_clients
-from handlers.actor_history import (
+from handlers.detection.rules import WATCHED_EVENT_NAMES
+from handlers.response import aws_clients
+from handlers.response.actor_history import (
     MAX_SEEN,
     actor_history,
     history_lines,
     principal_of,
     trusted_match,
 )
-from handlers.rules import WATCHED_EVENT_NAMES
 
 ACCOUNT = "111122223333"
 TABLE = "idempotency"

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from handlers import sweep_metrics
+from handlers.response import metrics as sweep_metrics
 from stacks.config import load_config, parse_config
 from stacks.synth import synth_config
 

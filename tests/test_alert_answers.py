@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from response_fixtures import ACCOUNT, World, build_world, make_record, public_policy
 
-from handlers.alert import COMMAND_PREFIX, WHO_HEADER
+from handlers.response.alert import COMMAND_PREFIX, WHO_HEADER
 
 ACTOR = f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-admin/alice"
 EVENT_TIME = datetime(2026, 11, 2, 9, 14, 23, tzinfo=UTC)

@@ -24,11 +24,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from response_fixtures import World, build_world, make_record
 
-from handlers import alert as alerts
-from handlers.alert import COMMAND_PREFIX, SNS_MAX_BYTES, build_alert, build_rejection_alert, sns_message
-from handlers.approvals import Approval
-from handlers.classify import classify
-from handlers.cli_commands import (
+from handlers.detection.approvals import Approval
+from handlers.detection.classify import classify
+from handlers.detection.finding import Finding
+from handlers.response import alert as alerts
+from handlers.response.alert import (
+    COMMAND_PREFIX,
+    SNS_MAX_BYTES,
+    build_alert,
+    build_rejection_alert,
+    safe_subject,
+    sns_message,
+)
+from handlers.response.cli_commands import (
     ALL_ON,
     account_fix_command,
     bucket_fix_command,
@@ -36,12 +44,11 @@ from handlers.cli_commands import (
     lookup_events_command,
     ownership_enforced_command,
 )
-from handlers.exposure import BucketState, Read, assess_bucket, not_checked
-from handlers.exposure_ledger import LedgerEntry
-from handlers.finding import Finding
-from handlers.remediation import Remediation
-from handlers.response_config import load_settings
-from handlers.sweep_digest import build_digest
+from handlers.response.exposure import BucketState, Exposure, Read, assess_bucket, not_checked
+from handlers.response.exposure_ledger import LedgerEntry
+from handlers.response.remediation import Remediation
+from handlers.response.response_config import load_settings
+from handlers.sweep.digest import build_digest
 
 ACCOUNT = "111122223333"
 BUCKET = "acme-exports"
@@ -106,6 +113,28 @@ def remediation_for(
     )
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
+
+
+def alert_of(
+    finding: Finding,
+    exposure: Exposure | None = None,
+    *,
+    severity: str = "high",
+    reason: str = "r",
+    approval: Approval | None = None,
+    remediation: Remediation | None = None,
+) -> alerts.Alert:
+    """build_alert with what most cases share: nothing checked, no approval, the bucket closed."""
+    return build_alert(
+        finding,
+        not_checked("x") if exposure is None else exposure,
+        severity,
+        reason,
+        Approval(False, None, "none") if approval is None else approval,
+        remediation_for(BUCKET) if remediation is None else remediation,
+        SETTINGS,
+        checked_at=CHECKED_AT,
+    )
 
 
 def hostile_alert(bucket: str, region: str = "evil.example/x#") -> alerts.Alert:
@@ -226,16 +255,7 @@ def test_each_real_section_appears_once_at_the_margin() -> None:
 
 def test_a_spoofed_region_gives_no_link_to_anywhere() -> None:
     finding = finding_for(BUCKET, region="evil.example/x#")
-    alert = build_alert(
-        finding,
-        not_checked("x"),
-        "high",
-        "r",
-        Approval(False, None, "none"),
-        remediation_for(BUCKET),
-        SETTINGS,
-        checked_at=CHECKED_AT,
-    )
+    alert = alert_of(finding)
     links = alert["payload"]["links"]
     assert "cloudtrailEvent" not in links and "actorEvents" not in links
     assert links["bucket"] == f"https://s3.console.aws.amazon.com/s3/buckets/{BUCKET}?tab=permissions"
@@ -261,16 +281,7 @@ def test_commands_round_trip_to_the_intended_argv(
     if status == "skipped":
         remediation["fix"] = None
     finding = finding_for(bucket, actor="arn:aws:sts::111122223333:assumed-role/admin/bob@example.com")
-    alert = build_alert(
-        finding,
-        not_checked("x"),
-        "high",
-        "r",
-        Approval(False, None, "none"),
-        remediation,
-        SETTINGS,
-        checked_at=CHECKED_AT,
-    )
+    alert = alert_of(finding, remediation=remediation)
     lookup = [
         *("aws", "cloudtrail", "lookup-events", "--region", "us-east-1", "--lookup-attributes"),
         *("AttributeKey=Username,AttributeValue=bob@example.com", "--max-results", "50"),
@@ -292,16 +303,7 @@ def test_commands_round_trip_to_the_intended_argv(
 def test_a_raw_command_string_from_elsewhere_is_never_shown_as_a_command() -> None:
     remediation = remediation_for(BUCKET, fix="aws s3api put-public-access-block --bucket a b;$(id)")
     remediation["status"] = "skipped"
-    alert = build_alert(
-        finding_for(),
-        not_checked("x"),
-        "high",
-        "r",
-        Approval(False, None, "none"),
-        remediation,
-        SETTINGS,
-        checked_at=CHECKED_AT,
-    )
+    alert = alert_of(finding_for(), remediation=remediation)
     assert "aws s3api put-public-access-block --bucket a b;$(id)" not in alerts.command_lines(alert["text"])
     assert_safe_text(alert["text"])
 
@@ -317,15 +319,12 @@ def test_approval_verdict_and_pending_status() -> None:
     remediation = remediation_for(
         BUCKET, "not-needed", fix=None, undo=None, detail="recorded, not remediated"
     )
-    alert = build_alert(
+    alert = alert_of(
         finding,
-        not_checked("x"),
-        "low",
-        "approval change",
-        Approval(True, "tag", "valid"),
-        remediation,
-        SETTINGS,
-        checked_at=CHECKED_AT,
+        severity="low",
+        reason="approval change",
+        approval=Approval(True, "tag", "valid"),
+        remediation=remediation,
     )
     assert alert["subject"].startswith(f"[LOW] S3 bucket {BUCKET} public-access approval set/changed")
     assert alerts.headline(finding, not_checked("x")) == (
@@ -343,16 +342,7 @@ def test_approval_verdict_and_pending_status() -> None:
         undo=f"aws s3control delete-public-access-block --account-id {ACCOUNT}",
         detail="put all four BPA flags on account; the read-back does not show them yet",
     )
-    alert = build_alert(
-        account_finding,
-        not_checked("x"),
-        "high",
-        "r",
-        Approval(False, None, "none"),
-        pending,
-        SETTINGS,
-        checked_at=CHECKED_AT,
-    )
+    alert = alert_of(account_finding, remediation=pending)
     text = alert["text"]
     assert "pending (put, but not yet visible in the read-back)" in text
     assert f"aws s3control get-public-access-block --account-id {ACCOUNT}" in alerts.command_lines(text)
@@ -510,16 +500,7 @@ def policy_alert(policy: dict[str, Any], *, status_public: bool = False) -> aler
         tags=Read(value={"owner": "data-team"}),
     )
     exposure = assess_bucket(state)
-    return build_alert(
-        finding,
-        exposure,
-        "critical",
-        "public policy",
-        Approval(False, None, "none"),
-        remediation_for(BUCKET),
-        SETTINGS,
-        checked_at=CHECKED_AT,
-    )
+    return alert_of(finding, exposure, severity="critical", reason="public policy")
 
 
 def statement(index: int, sid: str = "") -> dict[str, Any]:
@@ -619,16 +600,7 @@ def test_a_pathological_1_mb_reason_list_fits() -> None:
         {"via": "policy", "effective": True, "held_back_by": [], "access": ["read"], "detail": "z" * 100_000}
     ]
     assert len(json.dumps(finding["reasons"])) > 1_000_000
-    alert = build_alert(
-        finding,
-        exposure,
-        "high",
-        "r",
-        Approval(False, None, "none"),
-        remediation_for(BUCKET),
-        SETTINGS,
-        checked_at=CHECKED_AT,
-    )
+    alert = alert_of(finding, exposure)
     assert len(alert["text"].encode("utf-8")) <= alerts.TEXT_BUDGET
     assert "... 9975 more reasons omitted" in alert["text"]
     payload = assert_contract(sns_message(alert))
@@ -720,3 +692,9 @@ def test_through_the_handler_a_110_statement_policy_keeps_the_json_contract(worl
     assert alert.payload["finding"]["reasonsOmitted"] + len(alert.payload["finding"]["reasons"]) == 110
     assert alert.payload["exposure"]["disagreement"]
     assert_safe_text(alert.text)
+
+
+def test_a_mention_after_a_bracket_makes_no_link_joint_in_the_subject() -> None:
+    # Found by hypothesis: "]@0" became "](at)0", a markdown link joint, in the subject.
+    subject = safe_subject("bucket ]@\U000f00000 made public")
+    assert "](" not in subject and "(at)0" in subject

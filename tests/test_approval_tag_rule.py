@@ -18,17 +18,17 @@ import pytest
 from moto import mock_aws
 
 from demo.replay_state import replay
-from handlers.classify import classify
-from handlers.detect_cli import main, scan_file
-from handlers.prefilter import ChunkedPrefilter, may_contain_watched, watch_for
-from handlers.rules import approval_tag, event_markers, watched_event_names
-from handlers.rules.detector_context import (
+from handlers.detection.classify import classify
+from handlers.detection.rules import approval_tag, event_markers, watched_event_names
+from handlers.detection.rules.detector_context import (
     DEFAULT_APPROVAL_TAG,
     NO_CONTEXT,
     DetectorContext,
     from_environment,
     from_mapping,
 )
+from handlers.offline.detect_cli import main, scan_file
+from handlers.offline.prefilter import ChunkedPrefilter, may_contain_watched, watch_for
 
 KEY = DEFAULT_APPROVAL_TAG
 ACTOR = "arn:aws:iam::111122223333:user/alice"

@@ -16,8 +16,8 @@ from demo.dataset_loader import (
     load_cases,
     load_cases_from,
 )
-from handlers.classify import classify
-from handlers.rules import REGISTRY, RULE_MODULES
+from handlers.detection.classify import classify
+from handlers.detection.rules import REGISTRY, RULE_MODULES
 
 CASES = load_cases()
 FINDING_KINDS = {"public", "weakening", "attempt", "undetermined", "tamper", "approval"}

@@ -5,16 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any
+from typing import Any, get_args
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from demo.dataset_loader import load_cases
-from handlers.classify import classify
-from handlers.finding import SEVERITY_ORDER, Finding
-from handlers.records import as_text
-from handlers.rules import REGISTRY
+from handlers.detection.classify import classify
+from handlers.detection.finding import SEVERITY_ORDER, Finding, Route, Verdict
+from handlers.detection.records import as_text
+from handlers.detection.rules import REGISTRY
 
 CASES = load_cases()
 WATCHED = [c for c in CASES if c.rule != "routine"]
@@ -25,8 +25,8 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-VERDICTS = {"public", "weakening", "attempt", "undetermined", "tamper", "approval"}
-ROUTES = {"public-body", "public-header", "guard-removal", "trail-tamper"}
+VERDICTS = set(get_args(Verdict))
+ROUTES = set(get_args(Route))
 OPTIONAL_TEXT = ("eventID", "eventTime", "account", "region", "bucket", "key", "accessPoint", "actor")
 OPTIONAL_TEXT += ("sourceIPAddress", "userAgent", "error", "errorMessage")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from handlers import cloudtrail_files
-from handlers.cloudtrail_files import (
+from handlers.detection import cloudtrail_files
+from handlers.detection.cloudtrail_files import (
     InputError,
     ParseProblems,
     find_input_files,
@@ -95,6 +96,18 @@ def test_utf16_json_is_decoded(tmp_path: Path) -> None:
     assert read_all(path, None)[0] == RECORDS
 
 
+@pytest.fixture(params=["isal", "zlib"])
+def each_inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole-file reads with ISA-L (the CLI's, when installed) and with the standard library's zlib
+    (the fallback): same bytes, same limits, same errors."""
+    if request.param == "isal":
+        isal_zlib = pytest.importorskip("isal.isal_zlib")
+        assert cloudtrail_files.inflate_module() is isal_zlib  # installed by Pipfile: the CLI uses it
+    else:
+        monkeypatch.setattr(cloudtrail_files, "inflate_module", lambda: zlib)
+
+
+@pytest.mark.usefixtures("each_inflater")
 def test_read_bounded_returns_none_above_the_limit(tmp_path: Path) -> None:
     raw = json.dumps(RECORDS * 50).encode()
     plain, packed = tmp_path / "a.json", tmp_path / "a.json.gz"
@@ -107,6 +120,7 @@ def test_read_bounded_returns_none_above_the_limit(tmp_path: Path) -> None:
     assert read_bounded(str(packed), limit=len(raw) - 1) is None
 
 
+@pytest.mark.usefixtures("each_inflater")
 def test_multi_member_gzip_is_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "multi.json.gz"
     path.write_bytes(gzip.compress(b'{"a": 1}\n') + gzip.compress(b'{"b": 2}\n'))
@@ -123,6 +137,7 @@ def test_multi_member_gzip_is_read_whole(tmp_path: Path) -> None:
     ],
     ids=["truncated", "bad-trailer", "bad-header", "trailing-junk"],
 )
+@pytest.mark.usefixtures("each_inflater")
 def test_damaged_gzip_raises_naming_the_file(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "damaged.json.gz"
     path.write_bytes(content)

@@ -87,6 +87,10 @@ def test_home_region_is_always_watched_and_first():
     ("changes", "field", "expected"),
     [
         pytest.param({"account_id": "12345"}, "account_id", "12-digit account id", id="short-account-id"),
+        # A regex "$" matches before a final newline: the whole value must match.
+        pytest.param(
+            {"account_id": "123456789012\n"}, "account_id", "12-digit account id", id="newline-account-id"
+        ),
         pytest.param({"account_id": 123456789012}, "account_id", "in quotes", id="account-id-as-integer"),
         pytest.param(
             {"remediation__mode": "auto"},

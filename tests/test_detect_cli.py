@@ -17,12 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers import cloudtrail_files, detect_cli
-from handlers.detect_cli import main, scan_file
-from handlers.finding import Finding
-from handlers.prefilter import ChunkedPrefilter, may_contain_watched, watch_for
-from handlers.rules import REGISTRY, WATCHED_EVENT_NAMES, watched_event_names
-from handlers.rules.detector_context import DEFAULT_APPROVAL_TAG, DetectorContext
+from handlers.detection import cloudtrail_files
+from handlers.detection.finding import Finding
+from handlers.detection.rules import REGISTRY, WATCHED_EVENT_NAMES, watched_event_names
+from handlers.detection.rules.detector_context import DEFAULT_APPROVAL_TAG, DetectorContext
+from handlers.offline import detect_cli
+from handlers.offline.detect_cli import main, scan_file
+from handlers.offline.prefilter import ChunkedPrefilter, may_contain_watched, watch_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "invictus-aws" / "CloudTrail"
@@ -154,7 +155,8 @@ def test_stdout_holds_only_findings_and_stderr_the_summary(tmp_path: Path) -> No
         ("cut-noise.json", b'[{"eventName": "DescribeVpcs"}, {"eventName": "Desc', "ends with b'c'"),
         ("cut-array.json", b'[{"eventName": "DescribeVpcs"}', "starts with b'[' and ends with b'}'"),
         ("cut.json.gz", gzip.compress(json.dumps({"Records": NOISE}).encode())[:-10], "truncated gzip"),
-        ("text.json", b"hello", "not a JSON document"),
+        # No "eventName" key at all (as in a pipeline's rewritten file): parsed, so the parser says where.
+        ("text.json", b"hello", "malformed JSON at line 1 column 1"),
     ],
 )
 def test_unreadable_input_exits_2_naming_the_file_and_goes_on(
@@ -382,7 +384,7 @@ def test_detector_context_widens_what_detect_parses(tmp_path: Path) -> None:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "handlers.detect_cli", *args],
+        [sys.executable, "-m", "handlers.offline.detect_cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

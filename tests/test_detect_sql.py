@@ -5,7 +5,7 @@ over a table built from the documented Athena CloudTrail DDL (also transpiled by
 loaded with the labelled dataset and a generated benchmark archive, each record projected onto
 the table's schema as Athena's CloudTrail SerDe does (nested request data kept as JSON text).
 It must select every record the classifier flags, and the rows mapped back by
-:mod:`handlers.query_results` (through Athena's CSV and JSON output) must give exactly the
+:mod:`handlers.offline.query_results` (through Athena's CSV and JSON output) must give exactly the
 findings of the raw records. sqlglot and duckdb are dev dependencies only.
 """
 
@@ -24,12 +24,12 @@ import pytest
 
 from benchmarks import gen_archive
 from demo.dataset_loader import load_cases
-from handlers.acl import GRANT_HEADERS
-from handlers.classify import classify
-from handlers.detect_sql import ACL_TEXTS, main_sql, print_sql
-from handlers.query_results import main_results, read_records, row_to_record
-from handlers.rules import event_markers, watched_event_names
-from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
+from handlers.detection.acl import GRANT_HEADERS
+from handlers.detection.classify import classify
+from handlers.detection.rules import event_markers, watched_event_names
+from handlers.detection.rules.detector_context import NO_CONTEXT, DetectorContext
+from handlers.offline.detect_sql import ACL_TEXTS, acl_optional_names, main_sql, print_sql
+from handlers.offline.query_results import main_results, read_records, row_to_record
 
 sqlglot = pytest.importorskip("sqlglot")
 duckdb = pytest.importorskip("duckdb")
@@ -241,7 +241,10 @@ def test_sql_selects_every_flagged_record_and_results_give_the_same_findings(
 def test_acl_texts_cover_the_acl_readers_forms() -> None:
     assert all(header.startswith(ACL_TEXTS[1]) for header in GRANT_HEADERS)
     sql = print_sql("athena", WIDE_SINCE, WIDE_UNTIL, table="t")
-    assert "(eventname IN ('CopyObject', 'CreateBucket', 'PutObject') AND (" in sql
+    # Calls only the ACL rule reads, and only with an ACL (ownership_controls reads CreateBucket too).
+    names = ", ".join(f"'{name}'" for name in sorted(acl_optional_names()))
+    assert names == "'CopyObject', 'CreateMultipartUpload', 'PutObject'"
+    assert f"(eventname IN ({names}) AND (" in sql
 
 
 def test_the_query_is_derived_from_the_registry() -> None:
@@ -375,7 +378,7 @@ def test_entry_points(tmp_path: Path, table: Any) -> None:
 def test_the_cli_prints_the_query_and_classifies_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from handlers.detect_cli import main
+    from handlers.offline.detect_cli import main
 
     assert main(["--print-sql", "athena", "--since", "2024-03-01", "--until", "2024-03-02"]) == 0
     assert "FROM cloudtrail_logs_pp" in capsys.readouterr().out

@@ -33,7 +33,7 @@ from demo.replay import (
 )
 from demo.role_scope import merged, role_policy_documents, without_action
 from demo.stack_session import EmulatedStack
-from handlers.remediation import NEEDS_CLOSING
+from handlers.response.remediation import NEEDS_CLOSING
 
 CASES = load_cases()
 # Marks for everything that deploys (the guards of --real-account at the end run everywhere).

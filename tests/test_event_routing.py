@@ -1,10 +1,10 @@
 """Routing invariant: every record the detector must see matches the deployed rule for its route.
 
-The patterns come from ``handlers/event_patterns.py`` (what the stack deploys); matching
+The patterns come from ``handlers/detection/event_patterns.py`` (what the stack deploys); matching
 uses LocalStack's EventBridge engine (``demo/pattern_engine.py``) on each dataset record
 wrapped in the EventBridge envelope CloudTrail produces. A case with a ``context`` (the
 detector's own trail, bucket and keys) is matched against the rules deployed for that
-context (:func:`handlers.event_patterns.rules_for`) and classified with it.
+context (:func:`handlers.detection.event_patterns.rules_for`) and classified with it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 
 from demo.dataset_loader import Case, load_cases
 from demo.pattern_engine import InvalidEventPatternException, compile_pattern, matches
-from handlers.classify import classify
-from handlers.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope, rules_for
-from handlers.rules.detector_context import NO_CONTEXT, DetectorContext, from_mapping
+from handlers.detection.classify import classify
+from handlers.detection.event_patterns import MAX_PATTERN_CHARS, RULES, RULES_BY_ROUTE, envelope, rules_for
+from handlers.detection.rules.detector_context import NO_CONTEXT, DetectorContext, from_mapping
 
 
 def case_context(case: Case) -> DetectorContext:
@@ -47,7 +47,7 @@ def test_pattern_is_valid_and_within_the_size_limit(rule):
 def test_routes_cover_every_finding_route():
     from typing import get_args
 
-    from handlers.finding import Route
+    from handlers.detection.finding import Route
 
     assert set(RULES_BY_ROUTE) == set(get_args(Route))
 
@@ -248,7 +248,7 @@ def test_hand_written_records(record, expected):
     assert routes_matching(record) == expected
 
 
-# ---- the approval tag (handlers.rules.approval_tag): its key is the deployment's ----
+# ---- the approval tag (handlers.detection.rules.approval_tag): its key is the deployment's ----
 
 CUSTOM_APPROVAL = DetectorContext(approval_tag="security:public-until")
 

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_access_logs import OWNER, log_line
 
-from handlers import exposure_review
-from handlers.access_logs import parse_line
-from handlers.exposure_review import (
+from handlers.review import exposure_review
+from handlers.review.access_logs import parse_line
+from handlers.review.exposure_review import (
     ACL,
     DELETE,
     DISTINCT_IP_CAP,

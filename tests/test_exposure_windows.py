@@ -17,8 +17,8 @@ import pytest
 from response_fixtures import ACCOUNT, TABLE, World, build_world, make_record, public_policy
 from sweep_estate import build_estate, configure_sweep, ledger_items, paged_listing
 
-from handlers import sweep
-from handlers.exposure_ledger import ExposureLedger
+from handlers.response.exposure_ledger import ExposureLedger
+from handlers.sweep import function as sweep
 
 NOW = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)
 

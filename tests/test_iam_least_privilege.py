@@ -2,7 +2,7 @@
 
 Rules: no "*" action anywhere; no "*" resource on any write, except the one action IAM
 gives no resource type (s3:PutAccountPublicAccessBlock), granted only in enforce mode with
-account-level remediation allowed; every API call in handlers/permissions.py is granted.
+account-level remediation allowed; every API call in handlers/response/permissions.py is granted.
 The reads IAM gives no resource type (cloudtrail:LookupEvents, s3:ListAllMyBuckets) sit in
 statements whose Sid says so. The exposure review reads objects only of the log buckets.
 """
@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from handlers.permissions import MODES, calls_for, review_calls
+from handlers.response.permissions import MODES, calls_for, review_calls
 from stacks.config import load_config
 from stacks.iam_policy import (
     PolicyTargets,
@@ -65,6 +65,11 @@ COMBINATIONS = [(mode, allow) for mode in MODES for allow in (False, True) if mo
 
 def is_read(action: str) -> bool:
     return action.split(":", 1)[1].startswith(("Get", "List", "Describe", "Lookup"))
+
+
+def role_policies(stack: dict) -> dict[str, dict]:
+    """A synthesized stack's inline role policies, parsed, by policy name."""
+    return {p["name"]: json.loads(p["policy"]) for p in stack["resource"]["aws_iam_role_policy"].values()}
 
 
 def statements(policy: dict) -> list[dict]:
@@ -161,11 +166,7 @@ def test_deployed_policies_are_least_privilege(synthesized):
         for role_policy in stack["resource"]["aws_iam_role_policy"].values():
             policy = json.loads(role_policy["policy"])
             assert_least_privilege(policy, account.remediation_mode, account.allow_account_remediation)
-        function_policy = next(
-            json.loads(p["policy"])
-            for p in stack["resource"]["aws_iam_role_policy"].values()
-            if p["name"] == "least-privilege"
-        )
+        function_policy = role_policies(stack)["least-privilege"]
         for call in calls_for(account.remediation_mode, account.allow_account_remediation):
             granted = [s for s in statements(function_policy) if call.iam_action in s["Action"]]
             assert granted, call

@@ -1,7 +1,7 @@
 """No fault loses an alert (issue 9, item 5): a hypothesis state machine over the response handler.
 
 The model: two or three CloudTrail events, each making a distinct bucket public, handled in
-``enforce`` mode by the real handler (``handlers.response.handler``) against moto. Each example
+``enforce`` mode by the real handler (``handlers.response.function.handler``) against moto. Each example
 starts with every event delivered once; then rules interleave
 
 - a **duplicate delivery** of an event (EventBridge delivers at least once: a fresh Lambda
@@ -21,7 +21,7 @@ timing out: once raised, every further call of that invocation raises it too, no
 and a claim it took stays under its lease). Every failed invocation is retried by Lambda.
 
 The lease clock: ``respond`` builds its store as ``IdempotencyStore(table, region,
-request_id=...)``, the only construction site, looked up in ``handlers.response``'s namespace.
+request_id=...)``, the only construction site, looked up in ``handlers.response.function``'s namespace.
 Each example replaces that name with ``functools.partial(IdempotencyStore, clock=<model
 clock>)``: the store's time is the model's, while moto, botocore and everything else keep the
 real clock (patching ``time.time`` globally would move request signing and moto too, and the
@@ -91,10 +91,10 @@ from response_fixtures import (
     public_policy,
 )
 
-from handlers import response
-from handlers.exposure import BPA_FLAGS
-from handlers.idempotency import LEASE_MARGIN_SECONDS, IdempotencyStore
-from handlers.response import AlertNotPublished, ClaimUnavailable
+from handlers.response import function as response
+from handlers.response.exposure import BPA_FLAGS
+from handlers.response.function import AlertNotPublished, ClaimUnavailable
+from handlers.response.idempotency import LEASE_MARGIN_SECONDS, IdempotencyStore
 
 # Lambda's retries of a failed async invocation, as the stack deploys them (read from the source:
 # importing stacks/ starts the jsii runtime).

@@ -21,7 +21,7 @@ in 1.34.150); ``Prefix``/``BucketRegion`` (and ``Buckets[].BucketRegion``) betwe
 Each SDK gets a venv of its own under ``.tools/lambda-sdk-<botocore>/`` (created once, from PyPI,
 with a python3.12 when one is found), and this file runs in it as a script: it imports every
 handler module with nothing but boto3 and the standard library, checks every operation of
-``handlers/permissions.py`` and the parameter names of every client call in ``handlers/``
+``handlers/response/permissions.py`` and the parameter names of every client call in ``handlers/``
 against that botocore's model, and drives real code paths through that botocore (parameter
 validation, serialisation, response parsing, S3's region redirect). The same script also runs
 under the main venv's botocore, so a regression shows in both.
@@ -83,6 +83,8 @@ def test_handlers_under_main_venv_sdk() -> None:
 
 def lambda_interpreter() -> str:
     """A python3.12 (the runtime's), else this interpreter (botocore does not differ by Python)."""
+    from stacks.packaging import python_version  # not at the top: the probe run has the stdlib only
+
     home = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates = [
         os.environ.get("LAMBDA_PYTHON"),
@@ -90,16 +92,7 @@ def lambda_interpreter() -> str:
         *(str(p) for p in sorted(home.glob(f"versions/{LAMBDA_PYTHON}*/bin/python{LAMBDA_PYTHON}"))[::-1]),
     ]
     for candidate in filter(None, candidates):
-        try:
-            probe = subprocess.run(
-                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-        except OSError:
-            continue
-        if probe.returncode == 0 and probe.stdout.strip() == LAMBDA_PYTHON:
+        if python_version(candidate) == LAMBDA_PYTHON:
             return candidate
     return sys.executable
 
@@ -277,8 +270,13 @@ def check_imports(probe: Probe) -> dict[str, Any]:
             importlib.import_module(name)
         except Exception as exc:
             probe.fail(f"import {name}: {type(exc).__name__}: {exc}")
-    required = ["handlers.bucket_listing", "handlers.exposure", "handlers.remediation", "handlers.alert"]
-    required += ["handlers.idempotency", "handlers.exposure_ledger"]
+    required = [
+        "handlers.sweep.bucket_listing",
+        "handlers.response.exposure",
+        "handlers.response.remediation",
+        "handlers.response.alert",
+    ]
+    required += ["handlers.response.idempotency", "handlers.response.exposure_ledger"]
     for name in required:
         if name not in sys.modules:
             probe.fail(f"{name} was not imported")
@@ -297,8 +295,8 @@ def check_imports(probe: Probe) -> dict[str, Any]:
 
 
 def check_permissions(probe: Probe) -> dict[str, Any]:
-    """Every operation in handlers/permissions.py exists in this botocore's model."""
-    from handlers import permissions
+    """Every operation in handlers/response/permissions.py exists in this botocore's model."""
+    from handlers.response import permissions
 
     calls = {
         (call.service, call.operation)
@@ -322,14 +320,14 @@ def check_call_parameters(probe: Probe) -> dict[str, Any]:
     """The parameter names of every client call in handlers/ are members of the operation's input.
 
     A client call is ``<name>.<operation>(...)`` on a receiver named after a service of
-    handlers/permissions.py (``s3``, ``s3control``, ``self._dynamodb``, ...), or a dispatch like
+    handlers/response/permissions.py (``s3``, ``s3control``, ``self._dynamodb``, ...), or a dispatch like
     ``self._call("update_item", ...)``. ``**mapping`` is resolved from the dict literals, ``dict()``
     calls and ``mapping["Key"] = ...`` assignments of the enclosing function, ``**helper(...)``
     from the dict literals ``helper`` returns.
     """
     from botocore import xform_name
 
-    from handlers import permissions
+    from handlers.response import permissions
 
     services = sorted(
         {
@@ -578,7 +576,7 @@ class _Raw:
 
 
 def _fresh_clients(fake: FakeAws) -> None:
-    from handlers import aws_clients
+    from handlers.response import aws_clients
 
     aws_clients.reset_clients()
     aws_clients.add_client_hook(fake.attach)
@@ -628,7 +626,7 @@ def _fake_s3_listing(fake: FakeAws) -> None:
 
 def check_list_xml(probe: Probe) -> None:
     """list_buckets over raw HTTP: paged when the model has it (page size 2), one call otherwise."""
-    from handlers import bucket_listing
+    from handlers.sweep import bucket_listing
 
     fake = FakeAws()
     _fresh_clients(fake)
@@ -670,7 +668,7 @@ def check_list_xml(probe: Probe) -> None:
 
 def _forced_unpaged(probe: Probe) -> dict[str, Any]:
     """The fallback under a model that has pagination: force the detection off."""
-    from handlers import bucket_listing
+    from handlers.sweep import bucket_listing
 
     fake = FakeAws()
     _fresh_clients(fake)
@@ -691,7 +689,8 @@ def check_list_stubber(probe: Probe) -> dict[str, Any]:
     """list_buckets with botocore's Stubber (expected parameters), both shapes where the model has them."""
     from botocore.stub import Stubber
 
-    from handlers import aws_clients, bucket_listing
+    from handlers.response import aws_clients
+    from handlers.sweep import bucket_listing
 
     result: dict[str, Any] = {}
     aws_clients.reset_clients()
@@ -726,7 +725,7 @@ def check_list_stubber(probe: Probe) -> dict[str, Any]:
 
 def check_list_malformed(probe: Probe) -> dict[str, Any]:
     """Malformed entries (not objects, no or empty or non-string Name) are skipped and counted."""
-    from handlers import bucket_listing
+    from handlers.sweep import bucket_listing
 
     fake = FakeAws()
     _fresh_clients(fake)
@@ -750,32 +749,12 @@ def _not_set(code: str) -> tuple[str, str]:
 
 def check_read_bucket_state(probe: Probe) -> dict[str, Any]:
     """exposure.read_bucket_state for one bucket: every read passes this botocore's validation."""
-    from handlers import exposure
+    from demo.policy_documents import public_read_policy
+    from handlers.response import exposure
 
     fake = FakeAws()
     _fresh_clients(fake)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": "arn:aws:s3:::alpha/*",
-            }
-        ],
-    }
-    fake.answers.update(
-        {
-            "GetBucketPolicyStatus": {"PolicyStatus": {"IsPublic": True}},
-            "GetBucketPolicy": {"Policy": json.dumps(policy)},
-            "GetBucketAcl": {"Owner": {"ID": "owner"}, "Grants": []},
-            "GetPublicAccessBlock": _not_set("NoSuchPublicAccessBlockConfiguration"),
-            "GetBucketOwnershipControls": _not_set("OwnershipControlsNotFoundError"),
-            "GetBucketTagging": _not_set("NoSuchTagSet"),
-        }
-    )
-    _answer_unknown_reads(fake)
+    _answer_public_bucket(fake, {"Policy": json.dumps(public_read_policy("alpha"))})
     state = exposure.read_bucket_state("alpha", ACCOUNT, HOME)
     if state.failures:
         probe.fail(f"read_bucket_state failures under this botocore: {state.failures}")
@@ -786,21 +765,13 @@ def check_read_bucket_state(probe: Probe) -> dict[str, Any]:
     return {"calls": sorted({f"{s}:{op}" for s, op, _ in fake.calls})}
 
 
-def _answer_unknown_reads(fake: FakeAws) -> None:
-    """Reads other engineers add later (access points, ...) get an empty answer, not the network."""
-    fake.default = {}
-
-
-def check_remediate_enforce(probe: Probe) -> dict[str, Any]:
-    """remediation.remediate in enforce for one bucket: the put and the read-back, through this botocore."""
-    from handlers import exposure, remediation
-
-    fake = FakeAws()
-    _fresh_clients(fake)
+def _answer_public_bucket(fake: FakeAws, policy: Any) -> None:
+    """Answers for a bucket AWS calls public, with ``policy`` the GetBucketPolicy answer and nothing
+    else set; reads other engineers add later get an empty answer."""
     fake.answers.update(
         {
             "GetBucketPolicyStatus": {"PolicyStatus": {"IsPublic": True}},
-            "GetBucketPolicy": _not_set("NoSuchBucketPolicy"),
+            "GetBucketPolicy": policy,
             "GetBucketAcl": {"Owner": {"ID": "owner"}, "Grants": []},
             "GetPublicAccessBlock": _not_set("NoSuchPublicAccessBlockConfiguration"),
             "GetBucketOwnershipControls": _not_set("OwnershipControlsNotFoundError"),
@@ -808,6 +779,20 @@ def check_remediate_enforce(probe: Probe) -> dict[str, Any]:
         }
     )
     _answer_unknown_reads(fake)
+
+
+def _answer_unknown_reads(fake: FakeAws) -> None:
+    """Reads other engineers add later (access points, ...) get an empty answer, not the network."""
+    fake.default = {}
+
+
+def check_remediate_enforce(probe: Probe) -> dict[str, Any]:
+    """remediation.remediate in enforce for one bucket: the put and the read-back, through this botocore."""
+    from handlers.response import exposure, remediation
+
+    fake = FakeAws()
+    _fresh_clients(fake)
+    _answer_public_bucket(fake, _not_set("NoSuchBucketPolicy"))
     state = exposure.read_bucket_state("alpha", ACCOUNT, HOME)
     assessed = exposure.assess_bucket(state)
     fake.answers["PutPublicAccessBlock"] = {}
@@ -868,7 +853,7 @@ def check_region_redirect(probe: Probe) -> dict[str, Any]:
     This is what an unpaged listing (no BucketRegion) relies on: the handlers' reads and the
     remediation's put, sent to the wrong region, are re-signed and resent by this botocore.
     """
-    from handlers import aws_clients
+    from handlers.response import aws_clients
 
     fake = FakeAws()
     _fresh_clients(fake)

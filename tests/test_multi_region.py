@@ -20,7 +20,7 @@ import pytest
 
 from demo.dataset_loader import load_cases
 from demo.pattern_engine import matches
-from handlers.event_patterns import RULES, envelope
+from handlers.detection.event_patterns import RULES, envelope
 from stacks.config import parse_config
 from stacks.rules import forward_dead_letter_queue_name, forwarder_role_name, rule_name
 from stacks.synth import synth_config
@@ -165,7 +165,7 @@ def test_one_function_and_one_topic_all_in_the_home_region(stack) -> None:
     assert len(topics) == 1 and all(region_of(t) == HOME for t in topics)
     functions = resources(stack, "aws_lambda_function").values()
     assert functions and all(region_of(f) == HOME for f in functions)
-    responders = [f for f in functions if f["handler"] == "handlers.response.handler"]
+    responders = [f for f in functions if f["handler"] == "handlers.response.function.handler"]
     assert len(responders) == 1
 
 
@@ -174,7 +174,7 @@ def test_the_function_and_the_tamper_rule_know_the_detectors_trail(stack, synthe
     (function,) = [
         f
         for f in resources(stack, "aws_lambda_function").values()
-        if f["handler"] == "handlers.response.handler"
+        if f["handler"] == "handlers.response.function.handler"
     ]
     env = function["environment"]["variables"]
     assert env["TRAIL_NAME"] == trail_name(account)

@@ -1,4 +1,4 @@
-"""OCSF Detection Finding output (handlers/ocsf.py), validated with py-ocsf-models (dev dependency).
+"""OCSF Detection Finding output (handlers/offline/ocsf.py), validated with py-ocsf-models (dev dependency).
 
 The library's pydantic models ignore attributes they do not know, so :func:`validate` does more
 than ``model_validate``: it parses the JSON text in strict mode (no "5" for 5), dumps what the
@@ -28,11 +28,11 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding  #
 from py_ocsf_models.objects.user import User  # type: ignore[import-untyped]
 
 from demo.dataset_loader import Case, load_cases
-from handlers import detect_cli, ocsf
-from handlers.classify import classify
-from handlers.finding import Finding
-from handlers.ocsf import detection_finding
-from handlers.rules.detector_context import DetectorContext
+from handlers.detection.classify import classify
+from handlers.detection.finding import Finding
+from handlers.detection.rules.detector_context import DetectorContext
+from handlers.offline import detect_cli, ocsf
+from handlers.offline.ocsf import detection_finding
 
 CASES = [case for case in load_cases() if case.expect["verdict"] != "none"]
 FINDING_FIELDS = list(Finding.__annotations__)
@@ -41,7 +41,7 @@ FIXED_NOW = 1_800_000_000_000
 # OCSF 1.5 attributes of the evidence artifact that py-ocsf-models 0.10 does not model.
 NOT_MODELLED = {"evidences[].actor", "evidences[].src_endpoint", "evidences[].http_request"}
 
-# Characters that must never reach the output raw (see handlers.ocsf._UNSAFE_CHARS).
+# Characters that must never reach the output raw (see handlers.offline.ocsf._UNSAFE_CHARS).
 UNSAFE_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 BIDI_AND_ZERO_WIDTH = {chr(c) for c in [*range(0x200B, 0x2010), *range(0x202A, 0x202F), 0xFEFF]}
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from handlers.policy import (
+from handlers.detection.policy import (
     PolicyUnreadable,
     analyse_policy,
     load_policy,
@@ -188,3 +188,17 @@ def test_unreadable_policies_raise_policy_unreadable(document: object) -> None:
 
 def test_load_policy_returns_the_parsed_document() -> None:
     assert load_policy('{"Statement": []}') == {"Statement": []}
+
+
+@pytest.mark.parametrize(
+    ("action", "access"),
+    [
+        ("s3-object-lambda:GetObject", {"read"}),
+        ("s3-outposts:PutObject", {"write"}),
+        ("S3-Outposts:Get*", {"read", "acl-read"}),
+        ("s3-outposts:*", {"all"}),
+        ("s3-object-lambda:WriteGetObjectResponse", {"other"}),
+    ],
+)
+def test_object_lambda_and_outposts_actions_read_as_the_s3_actions_they_are(action: str, access: set) -> None:
+    assert set(analyse_policy(doc(allow("*", action))).access) == access

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.classify import classify
+from handlers.detection.classify import classify
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpora/invictus-aws"
 FILES = sorted(CORPUS.glob("**/*.json")) if CORPUS.is_dir() else []

@@ -1,4 +1,5 @@
-"""The record-level prefilter (``handlers.prefilter.records_to_parse``) never changes what detect finds.
+"""The record-level prefilter (``handlers.offline.prefilter.records_to_parse``) never changes what
+detect finds.
 
 detect parses only the records holding a watched ``eventName`` in a file CloudTrail wrote; in
 any file where that cannot be shown exact it parses the file whole. Each test compares detect's
@@ -24,11 +25,11 @@ import pytest
 
 from benchmarks.gen_archive import NOISE, _record, generate
 from demo.dataset_loader import load_cases
-from handlers import detect_cli
-from handlers.detect_cli import scan_file
-from handlers.prefilter import record_tests, records_to_parse
-from handlers.rules import watched_event_names
-from handlers.rules.detector_context import NO_CONTEXT, DetectorContext
+from handlers.detection.rules import watched_event_names
+from handlers.detection.rules.detector_context import NO_CONTEXT, DetectorContext
+from handlers.offline import detect_cli, prefilter
+from handlers.offline.detect_cli import scan_file
+from handlers.offline.prefilter import record_tests, records_to_parse
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpora/invictus-aws"
 
@@ -214,9 +215,13 @@ def test_acl_headers_in_any_case_or_spelling_are_parsed(
 
 def test_only_puts_without_acl_text_are_skipped(tmp_path: Path) -> None:
     tests = record_tests()
-    assert not tests[b"PutObject"](json.dumps(put_object("key2", "x")).encode())
-    assert tests[b"PutObject"](json.dumps(put_object("X-Amz-Grant-Full-Control")).encode())
-    assert tests[b"PutBucketPolicy"](b"")  # no condition: always parsed
+    plain, grant = (json.dumps(put_object(key)).encode() for key in ("key2", "X-Amz-Grant-Full-Control"))
+    assert not tests[b"PutObject"](plain, 0, len(plain))
+    assert tests[b"PutObject"](grant, 0, len(grant))
+    # In place: only the record's own range counts, not a neighbour's ACL.
+    assert not tests[b"PutObject"](plain + grant, 0, len(plain))
+    assert tests[b"PutObject"](plain + grant, len(plain), len(plain) + len(grant))
+    assert tests[b"PutBucketPolicy"](b"", 0, 0)  # no condition: always parsed
     assert "PutObject" in watched_event_names()
 
 
@@ -228,6 +233,8 @@ def test_only_puts_without_acl_text_are_skipped(tmp_path: Path) -> None:
         "name-in-a-string",  # the watched text inside another string value
         "letter-escape",  # \u0050utBucketPolicy
         "nested-record",  # a record-shaped object inside a record
+        "record-in-a-list",  # the same, as the middle of a list of objects: exactly a record's text
+        "duplicate-name",  # a record holding two eventName keys (json keeps the last)
         "damaged-watched",  # the record to parse does not decode
         "list-name",  # a list-valued eventName
         "jsonl",  # one record per line
@@ -253,6 +260,16 @@ def test_unusual_files_fall_back_to_a_full_parse(
     elif shape == "nested-record":
         records[3]["requestParameters"] = {"copy": copy.deepcopy(PUBLIC_POLICY)}
         write(path, records)
+    elif shape == "record-in-a-list":
+        # Only a structural parse tells this from a record: the bytes around it are a record's.
+        fake = {**copy.deepcopy(PUBLIC_POLICY), "eventID": "forged"}
+        records[3]["requestParameters"] = {"items": [{"a": 1}, fake, {"eventVersion": "1.09"}]}
+        records[11] = records[3]  # no real public policy left: a finding could only be the forgery
+        write(path, [r for r in records if r.get("eventName") != "PutBucketPolicy"])
+    elif shape == "duplicate-name":
+        write(path, records)
+        both = '"eventName":"PutBucketPolicy","eventName":"GetObject"'
+        path.write_text(path.read_text().replace('"eventName":"PutBucketPolicy"', both))
     elif shape == "damaged-watched":
         write(path, records)
         path.write_text(path.read_text().replace('"Principal":"*"', '"Principal":*'))
@@ -269,7 +286,21 @@ def test_unusual_files_fall_back_to_a_full_parse(
         }
         records[10] = {**envelope, "eventName": "PutBucketPolicy"}
         write(path, records)
-    compare_file(path, monkeypatch, shortcut=False)
+    out = compare_file(path, monkeypatch, shortcut=False)
+    assert "forged" not in out
+
+
+def test_without_simdjson_every_candidate_is_parsed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The standard library alone cannot prove a record is top level: the shortcut is never taken."""
+    manifest = generate(str(tmp_path), 3_000, seed=6, jobs=1, profile="dense")
+    data = gzip.decompress((tmp_path / manifest["files"][0]).read_bytes())
+    assert records_to_parse(data) is not None
+    with_simdjson = assert_same_findings([str(tmp_path)], monkeypatch)
+    monkeypatch.setattr(prefilter, "simdjson_module", lambda: None)
+    assert records_to_parse(data) is None
+    assert assert_same_findings([str(tmp_path)], monkeypatch) == with_simdjson
 
 
 def test_records_are_counted_as_a_full_parse_counts_them(tmp_path: Path) -> None:
@@ -278,3 +309,19 @@ def test_records_are_counted_as_a_full_parse_counts_them(tmp_path: Path) -> None
     fast, strict = scan_file(str(path)), scan_file(str(path), strict=True)
     assert fast.by_record and not strict.by_record
     assert (fast.records, fast.watched, fast.findings) == (strict.records, strict.watched, strict.findings)
+
+
+def test_keys_a_log_pipeline_rewrote_are_not_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Glue lower-cases keys (eventname): no "eventName" in the file, which is then parsed whole,
+    read in memory or in chunks, and gives what --strict gives."""
+    rng = random.Random(8)
+    records = [*noise(rng, 40), {"eventVersion": "1.09", **copy.deepcopy(PUBLIC_POLICY)}, *noise(rng, 5)]
+    lowered = [{key.lower(): value for key, value in record.items()} for record in records]
+    path = write(tmp_path / "glue.json", lowered)
+    assert b'"eventName"' not in path.read_bytes()
+    out = compare_file(path, monkeypatch, shortcut=False)
+    assert [json.loads(line)["eventID"] for line in out.splitlines()] == ["policy-1"]
+    chunked = scan_file(str(path), limit=1024)  # above the in-memory limit: the streaming prefilter
+    assert chunked.parsed and [json.loads(f)["eventID"] for f in chunked.findings] == ["policy-1"]
+    empty = write(tmp_path / "empty.json", [])
+    assert scan_file(str(empty)).records == 0 and not scan_file(str(empty)).errors

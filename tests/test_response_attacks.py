@@ -1,6 +1,7 @@
 """The response under attack: each observation of issue 9, tried through the handlers' entry points.
 
-Every case goes through ``handlers.response.handler`` (or ``handlers.sweep.handler``) with an
+Every case goes through ``handlers.response.function.handler`` (or
+``handlers.sweep.function.handler``) with an
 EventBridge event, against moto, with faults injected at the botocore level, the way an
 attacker who can tag buckets, name objects, set a user agent or invoke the function would.
 The alert text itself (escaping, links, commands, size) has its own tests in
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,15 +24,19 @@ from response_fixtures import (
     World,
     build_world,
     envelope,
+    in_days,
     make_record,
+    only_alert,
     public_policy,
 )
 from sweep_estate import configure_sweep
 
-from handlers import remediation, response, sweep
-from handlers.alert import command_lines
-from handlers.approvals import parse_expiry
-from handlers.response import AlertNotPublished, ClaimUnavailable
+from handlers.detection.approvals import parse_expiry
+from handlers.response import function as response
+from handlers.response import remediation
+from handlers.response.alert import command_lines
+from handlers.response.function import AlertNotPublished, ClaimUnavailable
+from handlers.sweep import function as sweep
 
 BUCKET = "acme-exports"
 CONTROL = {chr(c) for c in range(32) if c != 10} | {"\x7f", "\u2028", "\u2029", "\x85"}
@@ -50,16 +55,6 @@ def public_bucket(world: World, bucket: str = BUCKET, **params: Any) -> dict[str
 
 def tag(world: World, bucket: str, value: str, key: str = "public-access-approved-until") -> None:
     world.s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": key, "Value": value}]})
-
-
-def in_days(days: int) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
-
-
-def only_alert(world: World) -> Any:
-    alerts = world.alerts()
-    assert len(alerts) == 1, [a.subject for a in alerts]
-    return alerts[0]
 
 
 def published(world: World) -> list[dict[str, Any]]:

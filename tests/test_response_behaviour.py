@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from response_fixtures import ALL_ON, World, build_world, make_record, public_policy
+from response_fixtures import ALL_ON, World, build_world, in_days, make_record, only_alert, public_policy
 
-from handlers.response_config import ConfigError
+from handlers.response.decision_log import record_fields
+from handlers.response.response_config import ConfigError
 
 BUCKET = "acme-exports"
 
@@ -30,17 +31,6 @@ def put_policy(world: World, bucket: str, policy: dict[str, Any]) -> dict[str, A
     record = make_record("PutBucketPolicy", bucket, {"bucketPolicy": policy})
     world.replay(record)
     return record
-
-
-def in_days(days: int) -> str:
-    """An approval tag value ``days`` from today (within the default 90-day horizon when < 90)."""
-    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
-
-
-def only_alert(world: World) -> Any:
-    alerts = world.alerts()
-    assert len(alerts) == 1, [a.subject for a in alerts]
-    return alerts[0]
 
 
 # --- duplicates and loops ------------------------------------------------------------------------
@@ -437,10 +427,15 @@ def test_one_json_log_line_per_decision(world: World, caplog: pytest.LogCaptureF
     world.invoke(
         make_record("PutBucketVersioning", BUCKET, {"VersioningConfiguration": {"Status": "Enabled"}})
     )
-    decisions = [
-        json.loads(r.getMessage())["decision"] for r in caplog.records if r.name == "handlers.response"
+    lines = [record_fields(r) for r in caplog.records if r.name == "handlers.response.function"]
+    # The message is the decision's name; its fields are top-level keys of the runtime's JSON line.
+    assert [r.getMessage() for r in caplog.records if r.name == "handlers.response.function"] == [
+        "finding",
+        "published",
+        "ignored",
     ]
-    assert decisions == ["finding", "published", "ignored"]
+    assert [line["decision"] for line in lines] == ["finding", "published", "ignored"]
+    assert all(json.loads(json.dumps(line)) == line for line in lines)  # JSON as they are
 
 
 # --- configuration -------------------------------------------------------------------------------

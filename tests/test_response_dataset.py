@@ -15,11 +15,12 @@ import pytest
 from response_fixtures import ALL_ON, world_for
 
 from demo import dataset_loader
-from handlers import permissions
-from handlers.classify import classify
-from handlers.event_patterns import EVENTBRIDGE_SOURCES
-from handlers.records import account_id, as_text
-from handlers.remediation import NEEDS_CLOSING
+from handlers.detection.classify import classify
+from handlers.detection.event_patterns import EVENTBRIDGE_SOURCES
+from handlers.detection.records import account_id, as_text
+from handlers.detection.rules import ALERT_ONLY_SCOPES
+from handlers.response import permissions
+from handlers.response.remediation import NEEDS_CLOSING
 
 CASES = dataset_loader.load_cases()
 MODES = ("off", "dry-run", "enforce")
@@ -112,6 +113,12 @@ def test_dataset_event_through_handler(case: Any, mode: str, monkeypatch: pytest
                 assert exposure["status"] == "public-now", exposure["reasons"]
                 assert payload["severity"] in ("high", "critical")
                 assert exposure["disagreement"] is None
+            if finding["scope"] in ALERT_ONLY_SCOPES:
+                # Object Lambda / Multi-Region Access Points, Outposts: nothing read, nothing changed.
+                assert exposure["status"] == "not-checked" and remediation["status"] == "skipped"
+                assert "no live read for this target; alert only" in exposure["reasons"][0]
+                assert world.handler_calls("s3") == [] and world.handler_calls("s3control") == []
+                continue
             if finding["scope"] == "account":
                 assert "aws s3control put-public-access-block --account-id" in alert.text
                 assert world.account_bpa() == account_before  # account remediation not allowed here

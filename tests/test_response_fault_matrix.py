@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 from response_fixtures import ALL_ON, TABLE, FakeContext, World, build_world, make_record, public_policy
 
-from handlers.response import AlertNotPublished, ClaimUnavailable
+from handlers.response.function import AlertNotPublished, ClaimUnavailable
 
 CALLS = [
     ("s3", "GetBucketPolicyStatus"),

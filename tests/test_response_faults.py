@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from response_fixtures import ALL_ON, FakeContext, World, build_world, make_record, public_policy
 
-from handlers.response import AlertNotPublished, ClaimUnavailable
+from handlers.response.function import AlertNotPublished, ClaimUnavailable
 
 BUCKET = "acme-exports"
 CONFIRM_CALLS = [
@@ -236,7 +236,7 @@ def test_idempotency_table_unreachable_does_not_stop_the_alert(world: World, fau
 
 
 def test_an_invocation_that_died_mid_way_can_be_taken_over_after_its_lease(world: World) -> None:
-    from handlers.idempotency import IdempotencyStore
+    from handlers.response.idempotency import IdempotencyStore
 
     world.configure(REMEDIATION_MODE="enforce")
     record = public_bucket(world)
@@ -253,7 +253,7 @@ def test_an_invocation_that_died_mid_way_can_be_taken_over_after_its_lease(world
 def test_other_failure_releases_the_claim_for_a_full_retry(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers import decision
+    from handlers.response import decision
 
     record = public_bucket(world)
 

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from response_fixtures import World, build_world, make_record, public_policy
 
-from handlers.alert import command_lines
-from handlers.cli_commands import bucket_fix_command
+from handlers.response.alert import command_lines
+from handlers.response.cli_commands import bucket_fix_command
 
 BUCKET = "acme-fuzz"
 LIVE_SYNTAX = ("<!channel>", "<!here>", "<!everyone>", "@here", "@channel", "@everyone", "<http", "](http")

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from handlers import permissions
-from handlers.alert import lookup_username, safe_subject
-from handlers.approvals import check_approval, parse_expiry
-from handlers.remediation import account_undo_command, bucket_undo_command
-from handlers.response_config import load_settings
+from handlers.detection.approvals import check_approval, parse_expiry
+from handlers.response import permissions
+from handlers.response.alert import lookup_username, safe_subject
+from handlers.response.remediation import account_undo_command, bucket_undo_command
+from handlers.response.response_config import load_settings
 
 BASE_ENV = {
     "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:alerts",
@@ -133,7 +133,7 @@ def test_permission_list_per_mode() -> None:
 
 
 def test_clients_have_bounded_timeouts_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from handlers import aws_clients
+    from handlers.response import aws_clients
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -156,9 +156,9 @@ def test_clients_have_bounded_timeouts_and_retries(monkeypatch: pytest.MonkeyPat
 )
 def test_access_point_headlines_name_the_access_point_and_hedge_when_undetermined(case_id, expected):
     from demo.dataset_loader import load_cases
-    from handlers.alert import headline
-    from handlers.classify import classify
-    from handlers.exposure import not_checked
+    from handlers.detection.classify import classify
+    from handlers.response.alert import headline
+    from handlers.response.exposure import not_checked
 
     (case,) = [c for c in load_cases() if c.id == case_id]
     (finding,) = classify(case.record)

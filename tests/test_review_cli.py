@@ -1,4 +1,4 @@
-"""``exposure-review`` (``python -m handlers.review_cli``): output, usage errors and exit codes."""
+"""``exposure-review`` (``python -m handlers.offline.review_cli``): output, usage errors and exit codes."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def logs(tmp_path: Path) -> Path:
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from handlers.review_cli import main
+    from handlers.offline.review_cli import main
 
     try:
         status = main(argv)
@@ -79,7 +79,7 @@ def test_directory_with_plain_and_gzip_files(tmp_path: Path, capsys: pytest.Capt
 
 def test_module_entry_point_prints_one_json_document(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "handlers.review_cli", *ARGS, str(logs(tmp_path))],
+        [sys.executable, "-m", "handlers.offline.review_cli", *ARGS, str(logs(tmp_path))],
         capture_output=True,
         text=True,
         cwd=ROOT,

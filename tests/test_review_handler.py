@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from response_fixtures import Alert
 from test_review_sources import (
     ACCOUNT,
     ACL_ONLY,
@@ -29,7 +30,6 @@ from test_review_sources import (
     TARGET,
     TRAIL,
     TRAIL_BUCKET,
-    Captured,
     FakeContext,
     TickingClock,
     World,
@@ -45,12 +45,13 @@ from test_review_sources import (
     standard_trail_files,
 )
 
-from handlers import review
-from handlers.alert import COMMAND_PREFIX, command_lines
-from handlers.exposure_review import ReviewAccumulator
-from handlers.permissions import review_calls
-from handlers.response_config import ConfigError
-from handlers.review_sources import Plan
+from handlers.response.alert import COMMAND_PREFIX, command_lines
+from handlers.response.decision_log import record_fields
+from handlers.response.permissions import review_calls
+from handlers.response.response_config import ConfigError
+from handlers.review import function as review
+from handlers.review.exposure_review import ReviewAccumulator
+from handlers.review.review_sources import Plan
 
 ORIGINAL_SUBJECT = "[MEDIUM] S3 bucket acme-public-data made public (read) in prod-payments 111122223333"
 
@@ -129,7 +130,7 @@ def item(world: World, start: datetime = START) -> dict[str, Any]:
     return world.client("dynamodb").get_item(TableName=TABLE, Key=key).get("Item") or {}
 
 
-def single_alert(world: World) -> Captured:
+def single_alert(world: World) -> Alert:
     alerts = world.alerts()
     for alert in alerts:
         print(alert.subject, alert.text, sep="\n")  # shown when a test fails
@@ -308,10 +309,12 @@ def test_an_hourly_review_without_outside_requests_publishes_nothing(world: Worl
     enable_logging(world)
     internal = log_line(START + timedelta(minutes=1), requester=f"arn:aws:iam::{ACCOUNT}:user/alice")
     put_object(world, TARGET, simple_key("logs/", START + timedelta(minutes=5)), [internal])
-    with caplog.at_level(logging.INFO, logger="handlers.review"):
+    with caplog.at_level(logging.INFO, logger="handlers.review.function"):
         invoke(world, request(trigger="hourly"))
     assert world.alerts() == []
-    assert '"outcome": "no-news"' in caplog.text
+    assert [
+        record_fields(r).get("outcome") for r in caplog.records if r.name == "handlers.review.function"
+    ] == ["no-news"]
 
 
 def test_a_window_still_open_is_reviewed_up_to_now(world: World) -> None:
@@ -446,29 +449,27 @@ def test_a_continuation_whose_send_failed_is_sent_by_the_retry(
     assert single_alert(world).payload["review"]["complete"] is True
 
 
-def test_unusable_stored_progress_restarts_the_review(world: World) -> None:
-    enable_logging(world)
-    expected = standard_simple_logs(world)
+def store_progress(world: World, after: str, **item: dict[str, str]) -> dict[str, Any]:
+    """Store a partial run (step 3) of the window's review, plus ``item``; the cursor resuming it."""
     key = {"pk": {"S": f"review#{ACCOUNT}#{BUCKET}#{iso(START)}"}}
     run = "0123456789abcdef0123456789abcdef"
     world.client("dynamodb").put_item(
-        TableName=TABLE,
-        Item={**key, "partial_run": {"S": run}, "partial_seq": {"N": "3"}, "partial_state": {"S": "{}"}},
+        TableName=TABLE, Item={**key, "partial_run": {"S": run}, "partial_seq": {"N": "3"}, **item}
     )
-    cursor = {"run": run, "seq": 3, "source": "access-logs", "after": "logs/x"}
+    return {"run": run, "seq": 3, "source": "access-logs", "after": after}
+
+
+def test_unusable_stored_progress_restarts_the_review(world: World) -> None:
+    enable_logging(world)
+    expected = standard_simple_logs(world)
+    cursor = store_progress(world, "logs/x", partial_state={"S": "{}"})
     invoke(world, request(cursor=cursor))
     assert single_alert(world).payload["review"]["requests"]["anonymous"] == expected.anonymous
 
 
 def test_progress_unusable_again_and_again_goes_to_the_dead_letters(world: World) -> None:
     enable_logging(world)
-    key = {"pk": {"S": f"review#{ACCOUNT}#{BUCKET}#{iso(START)}"}}
-    run = "0123456789abcdef0123456789abcdef"
-    world.client("dynamodb").put_item(
-        TableName=TABLE,
-        Item={**key, "partial_run": {"S": run}, "partial_seq": {"N": "3"}, "restarts": {"N": "3"}},
-    )
-    cursor = {"run": run, "seq": 3, "source": "access-logs", "after": ""}
+    cursor = store_progress(world, "", restarts={"N": "3"})
     assert invoke(world, request(cursor=cursor), "m-7") == {"batchItemFailures": [{"itemIdentifier": "m-7"}]}
 
 
@@ -563,17 +564,17 @@ def test_malformed_messages_are_logged_and_dropped(world: World, caplog: Any, bo
     enable_logging(world)
     standard_simple_logs(world)
     world.calls.clear()
-    with caplog.at_level(logging.INFO, logger="handlers.review"):
+    with caplog.at_level(logging.INFO, logger="handlers.review.function"):
         assert invoke(world, body, "m-bad") == {"batchItemFailures": []}
     assert world.alerts() == []
     assert world.calls == []  # refused before any AWS call
-    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handlers.review"]
+    [line] = [record_fields(r) for r in caplog.records if r.name == "handlers.review.function"]
     assert line["decision"] == "review-message-dropped" and line["messageId"] == "m-bad"
     assert len(line["reason"]) < 400 and "\n" not in line["reason"]
 
 
 def test_input_that_is_not_an_sqs_batch_is_refused(world: World, caplog: Any) -> None:
-    with caplog.at_level(logging.INFO, logger="handlers.review"):
+    with caplog.at_level(logging.INFO, logger="handlers.review.function"):
         assert review.handler({"detail": request()}, FakeContext()) == {"batchItemFailures": []}
     assert "review-input-refused" in caplog.text and world.calls == []
 

@@ -18,13 +18,14 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sns import models as moto_sns_models
+from response_fixtures import Alert, client_error
 
-from handlers import aws_clients
-from handlers.exposure_review import ReviewAccumulator
-from handlers.review_sources import (
+from handlers.detection.rules.detector_context import DetectorContext
+from handlers.response import aws_clients
+from handlers.review.exposure_review import ReviewAccumulator
+from handlers.review.review_sources import (
     ACCESS_LOGS,
     DATA_EVENTS,
     Budget,
@@ -41,7 +42,6 @@ from handlers.review_sources import (
     read_sources,
     trail_coverage,
 )
-from handlers.rules.detector_context import DetectorContext
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
@@ -431,26 +431,6 @@ _REQUESTS = iter(range(1, 1_000_000))
 
 
 @dataclass
-class Captured:
-    """One alert as an SQS subscriber of the topic receives it."""
-
-    subject: str
-    payload: dict[str, Any]
-    attributes: dict[str, str]
-
-    @property
-    def text(self) -> str:
-        return str(self.payload["text"])
-
-
-def client_error(code: str, operation: str, status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        operation,
-    )
-
-
-@dataclass
 class World:
     """Handles on the mocked account the code under test runs against."""
 
@@ -466,7 +446,7 @@ class World:
 
     def configure(self, **env: str) -> None:
         """Set the review function's environment (defaults + ``env``)."""
-        from handlers import review as review_module
+        from handlers.review import function as review_module
 
         defaults = {
             "ALERT_TOPIC_ARN": self.topic_arn,
@@ -509,10 +489,10 @@ class World:
     def handler_calls(self, service: str | None = None) -> list[str]:
         return [op for svc, op in self.calls if service is None or svc == service]
 
-    def alerts(self) -> list[Captured]:
+    def alerts(self) -> list[Alert]:
         """Drain the SQS subscription of the alert topic."""
         return [
-            Captured(envelope["Subject"], json.loads(envelope["Message"]), attributes)
+            Alert(envelope["Subject"], json.loads(envelope["Message"]), attributes)
             for envelope, attributes in drain(self.client("sqs"), self.capture_url)
         ]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_iam_least_privilege import allowed, assert_least_privilege
+from test_iam_least_privilege import allowed, assert_least_privilege, role_policies
 
-from handlers.permissions import review_calls
+from handlers.response.permissions import review_calls
 from stacks.config import load_config, parse_config
 from stacks.synth import synth_config
 
@@ -47,8 +47,8 @@ def functions(stack: dict) -> dict[str, dict]:
 def test_the_review_function_runs_from_the_shared_package_fed_by_its_queue(stacks):
     stack = stacks["logged"]
     by_handler = functions(stack)
-    review = by_handler["handlers.review.handler"]
-    response = by_handler["handlers.response.handler"]
+    review = by_handler["handlers.review.function.handler"]
+    response = by_handler["handlers.response.function.handler"]
     assert review["function_name"] == "logged-s3-exposure-review"
     # One package, three entries (each function's own copy of the same zip).
     assert review["filename"].endswith("/handlers.zip") and response["filename"].endswith("/handlers.zip")
@@ -65,25 +65,25 @@ def test_every_sender_gets_the_queue_and_the_review_its_settings(stacks):
     stack = stacks["logged"]
     queue_ref, _ = named(stack, "aws_sqs_queue", "review-queue_requests_")
     by_handler = functions(stack)
-    for handler in ("handlers.response.handler", "handlers.sweep.handler", "handlers.review.handler"):
+    for handler in (
+        "handlers.response.function.handler",
+        "handlers.sweep.function.handler",
+        "handlers.review.function.handler",
+    ):
         variables = by_handler[handler]["environment"]["variables"]
         assert variables["REVIEW_QUEUE_URL"] == f"{queue_ref}.url}}", handler
         assert json.loads(variables["TRUSTED_PRINCIPALS"]) == [
             "arn:aws:iam::111111111111:role/terraform-deploy"
         ]
         assert variables["ACTOR_HISTORY_SECONDS"] == "5"
-    review = by_handler["handlers.review.handler"]["environment"]["variables"]
+    review = by_handler["handlers.review.function.handler"]["environment"]["variables"]
     assert review["REVIEW_LATE_MARGIN_MINUTES"] == "30"
     assert review["REVIEW_LOG_TARGET_BUCKET"] == "central-access-logs"  # the first name that is no glob
 
 
 def test_the_review_role_reads_objects_only_of_log_buckets_and_the_trail(stacks):
     stack = stacks["logged"]
-    policy = next(
-        json.loads(p["policy"])
-        for p in stack["resource"]["aws_iam_role_policy"].values()
-        if p["name"] == "review-least-privilege"
-    )
+    policy = role_policies(stack)["review-least-privilege"]
     assert_least_privilege(policy, "off", False)
     assert allowed(policy, "s3:GetObject", "arn:aws:s3:::access-logs-eu/x")
     assert allowed(policy, "s3:GetObject", "arn:aws:s3:::central-access-logs/x")
@@ -97,22 +97,14 @@ def test_senders_may_send_to_the_review_queue_only(stacks):
     stack = stacks["logged"]
     queue_ref, _ = named(stack, "aws_sqs_queue", "review-queue_requests_")
     for name in ("least-privilege", "sweep-least-privilege"):
-        policy = next(
-            json.loads(p["policy"])
-            for p in stack["resource"]["aws_iam_role_policy"].values()
-            if p["name"] == name
-        )
+        policy = role_policies(stack)[name]
         (statement,) = [s for s in policy["Statement"] if s["Sid"] == "RequestExposureReviews"]
         assert statement["Action"] == ["sqs:SendMessage"] and statement["Resource"] == [f"{queue_ref}.arn}}"]
 
 
 def test_history_is_the_one_new_star_resource_and_says_so(stacks):
     stack = stacks["logged"]
-    policy = next(
-        json.loads(p["policy"])
-        for p in stack["resource"]["aws_iam_role_policy"].values()
-        if p["name"] == "least-privilege"
-    )
+    policy = role_policies(stack)["least-privilege"]
     star = [s for s in policy["Statement"] if "*" in s["Resource"]]
     assert {s["Sid"] for s in star} == {"AccountBlockPublicAccessRead", "ReadActorHistoryNoResourceType"}
     (history,) = [s for s in star if s["Sid"] == "ReadActorHistoryNoResourceType"]
@@ -128,7 +120,7 @@ def test_a_dead_review_pages_the_topic(stacks):
 
 def test_review_off_deploys_nothing_of_it(stacks):
     stack = stacks["noreview"]
-    assert "handlers.review.handler" not in functions(stack)
+    assert "handlers.review.function.handler" not in functions(stack)
     assert not [k for k in stack["resource"]["aws_sqs_queue"] if k.startswith("review")]
     for function in functions(stack).values():
         assert "REVIEW_QUEUE_URL" not in function["environment"]["variables"]

@@ -1,4 +1,4 @@
-"""handlers.safe_text: the gate every attacker-settable string passes before it reaches an alert.
+"""handlers.detection.safe_text: the gate every attacker-settable string passes before it reaches an alert.
 
 Unit tests pin the escapes, the neutralised chat syntax, the cap and the validators; hypothesis
 properties check that whatever goes in, what comes out is one line with no raw control or
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers import safe_text
-from handlers.safe_text import (
+from handlers.detection import safe_text
+from handlers.detection.safe_text import (
     block,
     checked_access_point,
     checked_account,

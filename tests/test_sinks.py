@@ -21,9 +21,10 @@ from sweep_estate import configure_sweep
 from test_alert_contract import CHAT_AGENT, FORGED_KEY, LIVE_SYNTAX, RAW_FORBIDDEN
 
 from demo import dataset_loader
-from handlers import permissions, security_hub, sinks, sweep
-from handlers.classify import classify
-from handlers.records import account_id, as_text
+from handlers.detection.classify import classify
+from handlers.detection.records import account_id, as_text
+from handlers.response import permissions, security_hub, sinks
+from handlers.sweep import function as sweep
 
 NOW = datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC)
 SINKS = ("security-hub", "chat", "events")
@@ -366,7 +367,7 @@ def test_moto_takes_the_findings_through_a_real_client(world: World) -> None:
 
 
 def test_event_entry_fits_the_bus_for_any_payload() -> None:
-    from handlers.alert import Alert
+    from handlers.response.alert import Alert
 
     huge = Alert(
         subject="[HIGH] x",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from test_iam_least_privilege import allowed
+from test_iam_least_privilege import allowed, role_policies
 
-from handlers.response_config import load_settings
+from handlers.response.response_config import load_settings
 from stacks.config import ConfigError, parse_config
 from stacks.synth import synth_config
 
@@ -34,17 +32,13 @@ def functions(stack: dict) -> dict[str, dict]:
     return {f["handler"]: f for f in stack["resource"]["aws_lambda_function"].values()}
 
 
-def policies(stack: dict) -> dict[str, dict]:
-    return {p["name"]: json.loads(p["policy"]) for p in stack["resource"]["aws_iam_role_policy"].values()}
-
-
 def test_every_sink_on_deploys_its_topic_environment_and_scoped_grants(stacks):
     stack = stacks["sinks"]
     topics = {t["name"]: t for t in stack["resource"]["aws_sns_topic"].values()}
     assert topics["sinks-s3-exposure-chat"]["kms_master_key_id"]
     assert "chat_topic_arn" in stack["output"]
     chat_arn = "arn:aws:sns:eu-west-1:111111111111:sinks-s3-exposure-chat"
-    for handler in ("handlers.response.handler", "handlers.sweep.handler"):
+    for handler in ("handlers.response.function.handler", "handlers.sweep.function.handler"):
         env = functions(stack)[handler]["environment"]["variables"]
         assert (env["SECURITY_HUB"], env["DECISION_EVENTS"], env["CHAT_TOPIC_ARN"]) == (
             "true",
@@ -60,7 +54,7 @@ def test_every_sink_on_deploys_its_topic_environment_and_scoped_grants(stacks):
     product = "arn:aws:securityhub:eu-west-1:111111111111:product/111111111111/default"
     hub = "arn:aws:securityhub:eu-west-1:111111111111:hub/default"
     bus = "arn:aws:events:eu-west-1:111111111111:event-bus/default"
-    response, sweep = policies(stack)["least-privilege"], policies(stack)["sweep-least-privilege"]
+    response, sweep = role_policies(stack)["least-privilege"], role_policies(stack)["sweep-least-privilege"]
     for policy in (response, sweep):
         assert allowed(policy, "securityhub:BatchImportFindings", product)
         assert not allowed(
@@ -86,10 +80,10 @@ def test_every_sink_off_grants_nothing_for_them(stacks):
     stack = stacks["quiet"]
     topics = [t["name"] for t in stack["resource"]["aws_sns_topic"].values()]
     assert topics == ["quiet-s3-exposure-alerts"] and "chat_topic_arn" not in stack["output"]
-    for name, policy in policies(stack).items():
+    for name, policy in role_policies(stack).items():
         actions = {a for s in policy["Statement"] for a in s["Action"]}
         assert not {a for a in actions if a.startswith(("securityhub:", "events:"))}, name
-    env = functions(stack)["handlers.response.handler"]["environment"]["variables"]
+    env = functions(stack)["handlers.response.function.handler"]["environment"]["variables"]
     assert (env["SECURITY_HUB"], env["DECISION_EVENTS"]) == ("false", "false") and "CHAT_TOPIC_ARN" not in env
 
 
@@ -100,7 +94,7 @@ def test_a_sink_switch_must_be_a_boolean(key):
 
 
 def test_a_bad_chat_topic_in_the_environment_is_refused_by_name():
-    from handlers.response_config import ConfigError as SettingsError
+    from handlers.response.response_config import ConfigError as SettingsError
 
     env = {"ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:111111111111:a", "EXPECTED_ACCOUNT_ID": "111111111111",
            "IDEMPOTENCY_TABLE": "tbl", "CHAT_TOPIC_ARN": "https://hooks.slack.com/x"}  # fmt: skip

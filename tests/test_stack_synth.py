@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.event_patterns import RULES
+from handlers.detection.event_patterns import RULES
 from stacks.config import load_config, parse_config
 from stacks.packaging import build_handler_zip
 from stacks.providers import ENDPOINT_SERVICES, ProviderOptions
@@ -208,7 +208,7 @@ def test_dead_letter_queue_is_encrypted_and_only_the_rules_may_send(stacks):
 def test_function_runtime_package_and_bounds(stacks):
     function = one(stacks["security-prod"], "aws_lambda_function")
     assert function["runtime"] == "python3.12"
-    assert function["handler"] == "handlers.response.handler"
+    assert function["handler"] == "handlers.response.function.handler"
     assert function["reserved_concurrent_executions"] == 5
     assert function["filename"].endswith("/handlers.zip")
     assert function["source_code_hash"].startswith("${filebase64sha256(")
@@ -223,7 +223,7 @@ def test_package_holds_the_handlers_package_without_pycache(stacks):
     function = one(stacks["security-prod"], "aws_lambda_function")
     with zipfile.ZipFile(outdir / function["filename"]) as archive:
         names = archive.namelist()
-    assert "handlers/__init__.py" in names and "handlers/classify.py" in names
+    assert "handlers/__init__.py" in names and "handlers/detection/classify.py" in names
     assert all(name.startswith("handlers/") for name in names)
     # Never the building machine's own bytecode cache; only python3.12 bytecode made for Lambda.
     assert not [n for n in names if n.endswith(".pyc") and not n.endswith(".cpython-312.pyc")]
@@ -252,7 +252,7 @@ def test_package_ships_reproducible_lambda_bytecode_when_python_312_is_at_hand(t
         for source in sources:
             folder, module = source.rsplit("/", 1)
             assert f"{folder}/__pycache__/{module[:-3]}.cpython-312.pyc" in names
-        header = archive.read("handlers/__pycache__/classify.cpython-312.pyc")[:16]
+        header = archive.read("handlers/detection/__pycache__/classify.cpython-312.pyc")[:16]
     # PEP 552 flags: bit 0 hash-based, bit 1 check source; unchecked-hash is 0b01.
     assert int.from_bytes(header[4:8], "little") == 0b01
     monkeypatch.setenv("LAMBDA_PYTHON", "/nonexistent/python3.12")

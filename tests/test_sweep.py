@@ -3,7 +3,7 @@
 The estate (tests/sweep_estate.py) is built once for the module and swept in off, dry-run and
 enforce mode (the exposure ledger cleared in between, so each mode alerts afresh), then swept
 again to prove nothing is re-alerted. Every AWS operation the sweep makes is recorded at the
-client seam and must be in its permission list (handlers/permissions.py).
+client seam and must be in its permission list (handlers/response/permissions.py).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from sweep_estate import (
     paged_listing,
 )
 
-from handlers import sweep
-from handlers.exposure_ledger import signature
-from handlers.permissions import sweep_calls_for
-from handlers.sweep_metrics import DIMENSION, METRICS, NAMESPACE
+from handlers.response.exposure_ledger import signature
+from handlers.response.metrics import DIMENSION, METRICS, NAMESPACE
+from handlers.response.permissions import sweep_calls_for
+from handlers.sweep import function as sweep
 
 COUNTS = {
     "policy": 120,

@@ -14,9 +14,9 @@ import pytest
 from response_fixtures import ACCOUNT, TABLE, World, build_world, make_record, public_policy
 from sweep_estate import build_estate, configure_sweep, ledger_items, paged_listing
 
-from handlers import sweep
-from handlers.exposure_ledger import record_published
-from handlers.permissions import calls_for, sweep_calls_for
+from handlers.response.exposure_ledger import record_published
+from handlers.response.permissions import calls_for, sweep_calls_for
+from handlers.sweep import function as sweep
 
 TODAY = datetime.now(UTC)
 BEFORE_DIGEST = TODAY.replace(hour=3, minute=0, second=0, microsecond=0)
@@ -217,3 +217,29 @@ def test_undecidable_bucket_is_an_error_not_an_alert_or_a_closure(world: World) 
     assert summary["counts"]["BucketErrors"] == 2 and summary["counts"]["error"] == 2
     assert "PutPublicAccessBlock" not in world.handler_calls("s3")
     assert summary["completed"]  # the run itself finished; the error metric has its own alarm
+
+
+@pytest.mark.parametrize("stored", ["5", "null", '"policy/read/public"', '[1, "policy/read/public"]', "{"])
+def test_unreadable_ledger_signature_neither_crashes_nor_silences_the_bucket(
+    world: World, stored: str
+) -> None:
+    """An exposure item whose signature is not a JSON list of strings (hand-edited, an older
+    writer) used to stop every scheduled run (TypeError on ``tuple(5)``, AttributeError on a
+    number token); and the conditional write named ``[]``, not what was stored, so the bucket was
+    reported as recorded meanwhile, never alerted again. Now it reads as no signature: news."""
+    start(world, {"policy": 2})
+    run(world)
+    world.alerts()
+    world.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"exposure#{ACCOUNT}#policy-00000"}},
+        UpdateExpression="SET signature = :bad",
+        ExpressionAttributeValues={":bad": {"S": stored}},
+    )
+    summary = run(world)
+    (payload,) = alerted(world).values()
+    assert payload["finding"]["bucket"] == "policy-00000" and payload["sweep"]["reason"] == "changed"
+    assert summary["counts"]["BucketErrors"] == 0
+    assert json.loads(ledger_items(world)["policy-00000"]["signature"])  # rewritten: a token list
+    run(world)
+    assert world.alerts() == []  # and quiet again

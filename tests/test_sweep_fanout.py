@@ -15,8 +15,8 @@ import pytest
 from response_fixtures import FakeContext, World, build_world
 from sweep_estate import build_estate, configure_sweep, ledger_items, paged_listing
 
-from handlers import sweep
-from handlers.permissions import sweep_calls_for
+from handlers.response.permissions import sweep_calls_for
+from handlers.sweep import function as sweep
 
 EARLY = datetime.now(UTC).replace(hour=3)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_iam_least_privilege import allowed, assert_least_privilege
 
-from handlers.permissions import sweep_calls_for
+from handlers.response.permissions import sweep_calls_for
 from stacks.config import load_config, parse_config
 from stacks.synth import synth_config
 
@@ -54,7 +54,7 @@ def test_function_runs_the_sweep_handler_from_the_shared_package(stacks):
     stack = stacks["security-prod"]
     _, function = sweep_resource(stack, "aws_lambda_function", "function")
     assert function["function_name"] == "security-prod-s3-exposure-sweep"
-    assert function["handler"] == "handlers.sweep.handler"
+    assert function["handler"] == "handlers.sweep.function.handler"
     assert function["runtime"] == "python3.12"
     assert function["timeout"] == 900
     assert function["memory_size"] == 1024
@@ -69,7 +69,11 @@ def test_function_runs_the_sweep_handler_from_the_shared_package(stacks):
     outdir = Path(stacks["_outdir"]["path"]) / "stacks" / "security-prod"
     with zipfile.ZipFile(outdir / function["filename"]) as archive:
         names = archive.namelist()
-    assert {"handlers/sweep.py", "handlers/exposure_ledger.py", "handlers/response.py"} <= set(names)
+    assert {
+        "handlers/sweep/function.py",
+        "handlers/response/exposure_ledger.py",
+        "handlers/response/function.py",
+    } <= set(names)
 
 
 def test_environment_is_the_response_contract_plus_the_sweep_settings(stacks):

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from handlers.exposure_ledger import is_news, signature
-from handlers.permissions import CONFIRM_CALLS, calls_for, sweep_calls_for
-from handlers.response_config import ConfigError
-from handlers.sweep_config import load_sweep_settings
-from handlers.sweep_metrics import METRICS, emf_record, emit
+from handlers.response.exposure_ledger import is_news, signature
+from handlers.response.metrics import METRICS, emf_record, emit
+from handlers.response.permissions import CONFIRM_CALLS, calls_for, sweep_calls_for
+from handlers.response.response_config import ConfigError
+from handlers.sweep.config import load_sweep_settings
 
 BASE_ENV = {
     "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:111122223333:alerts",

@@ -17,10 +17,8 @@ from response_fixtures import world_for
 
 from demo.dataset_loader import Case, load_cases
 from demo.pattern_engine import compile_pattern, matches
-from handlers import response_config
-from handlers.classify import classify
-from handlers.detect_cli import main as detect_main
-from handlers.event_patterns import (
+from handlers.detection.classify import classify
+from handlers.detection.event_patterns import (
     MAX_PATTERN_CHARS,
     RULES,
     RULES_BY_ROUTE,
@@ -29,14 +27,16 @@ from handlers.event_patterns import (
     rules_for,
     trail_tamper_pattern,
 )
-from handlers.records import account_id
-from handlers.rules import REGISTRY, RULES_BY_EVENT, bucket_policy, trail_bucket, trail_key
-from handlers.rules.detector_context import (
+from handlers.detection.records import account_id
+from handlers.detection.rules import REGISTRY, RULES_BY_EVENT, bucket_policy, trail_bucket, trail_key
+from handlers.detection.rules.detector_context import (
     NO_CONTEXT,
     DetectorContext,
     from_environment,
     from_mapping,
 )
+from handlers.offline.detect_cli import main as detect_main
+from handlers.response import response_config
 
 TRAIL_DIRS = ("trail_tamper", "trail_bucket", "trail_key")
 CASES = [case for case in load_cases() if case.rule in TRAIL_DIRS]

@@ -1,0 +1,1 @@
+"""Detection: CloudTrail records in, findings out. Pure (no AWS calls), shared by every other package."""

@@ -1,0 +1,1 @@
+"""Offline tools (``detect``, ``exposure-review``): never in the Lambda package."""

@@ -1,0 +1,1 @@
+"""The exposure review function: who read the bucket while it was open."""

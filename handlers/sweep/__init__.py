@@ -1,0 +1,1 @@
+"""The sweep function: finds what events missed, on a schedule."""
