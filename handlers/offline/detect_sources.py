@@ -33,14 +33,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from handlers.detection.rules import RULE_MODULES, data_events_of
+from handlers.detection.rules import data_event_names
 from handlers.detection.safe_text import ACCOUNT_ID, BUCKET_NAME, REGION_NAME
 from handlers.detection.timestamps import utc_text
 
 # Calls CloudTrail records only as data events (the rules' DATA_EVENTS): LookupEvents never holds them.
-S3_DATA_EVENT_NAMES: frozenset[str] = frozenset(
-    name for module in RULE_MODULES for events in data_events_of(module) for name in events.event_names
-)
+S3_DATA_EVENT_NAMES: frozenset[str] = frozenset(data_event_names())
 LOOKUP_RATE = 2.0  # requests per second per account per region (CloudTrail quotas)
 LOOKUP_PAGE = 50  # LookupEvents' largest MaxResults
 LOOKUP_HISTORY = timedelta(days=90)

@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
+from handlers.response.function_env import RUNTIME_REGION
+
 T = TypeVar("T")
 
 
@@ -33,4 +35,4 @@ class SettingsCache(Generic[T]):
 
 def function_region() -> str | None:
     """The function's own region (its idempotency table lives there), or None outside Lambda."""
-    return os.environ.get("AWS_REGION") or None
+    return os.environ.get(RUNTIME_REGION) or None

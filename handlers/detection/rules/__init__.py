@@ -157,13 +157,14 @@ def data_events_of(module: ModuleType) -> tuple[DataEvents, ...]:
     return tuple(getattr(module, "DATA_EVENTS", ()))
 
 
-def data_event_names(option: str) -> tuple[str, ...]:
-    """Every call some rule reads as a data event that the trail option ``option`` records."""
+def data_event_names(option: str | None = None) -> tuple[str, ...]:
+    """Every call some rule reads as a data event that the trail option ``option`` records (any
+    option when None)."""
     names = (
         name
         for module in RULE_MODULES
         for events in data_events_of(module)
-        if events.option == option
+        if option is None or events.option == option
         for name in events.event_names
     )
     return tuple(dict.fromkeys(names))
